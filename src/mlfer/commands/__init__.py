@@ -1,0 +1,1 @@
+"""Sub-commands of the ``mlfer`` command line, one module each (see :mod:`mlfer.cli`)."""

@@ -1,0 +1,18 @@
+"""Shared fixtures: the real data in ../shared/data, skipped with a reason where absent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The folder of real data beside the project (see ../shared/data/README.md)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent (it lies beside the project checkout)")
+    return SHARED_DATA
+
