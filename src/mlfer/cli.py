@@ -14,6 +14,7 @@ from mlfer.errors import MlferError
 
 #: Command modules, in the order ``mlfer --help`` lists them.
 COMMANDS: tuple[str, ...] = (
+    "mlfer.commands.align",
     "mlfer.commands.graph",
 )
 
