@@ -162,16 +162,20 @@ def test_constant_scores_are_the_worst_ranking():
     assert result["micro_auc"] == 0.5
 
 
+GOOD_TARGETS = [[0, 1], [1, 0]]
+GOOD_SCORES = [[0.1, 0.2], [0.3, 0.4]]
+
+
 @pytest.mark.parametrize("targets, scores, threshold, field, message", [
-    ([[0, 0.5], [1, 0]], [[0.1, 0.2], [0.3, 0.4]], 0.5, "targets", r"targets\[0, 1\] = 0.5"),
-    ([[0, 1], [1, 0]], [[0.1, 0.2], [0.3, 1.5]], 0.5, "scores", r"scores\[1, 1\] = 1.5"),
-    ([[0, 1], [1, 0]], [[0.1, np.nan], [0.3, 0.4]], 0.5, "scores", r"scores\[0, 1\] = nan"),
-    ([[0, 1], [1, 0]], [[0.1, 0.2, 0.3], [0.3, 0.4, 0.5]], 0.5, "scores", "differs"),
+    ([[0, 0.5], [1, 0]], GOOD_SCORES, 0.5, "targets", r"targets: entry \[0, 1\] = 0.5 is not 0 or 1"),
+    (GOOD_TARGETS, [[0.1, 0.2], [0.3, 1.5]], 0.5, "scores", r"scores: entry \[1, 1\] = 1.5 is not a probab"),
+    (GOOD_TARGETS, [[0.1, np.nan], [0.3, 0.4]], 0.5, "scores", r"scores: entry \[0, 1\] = nan is not finite"),
+    (GOOD_TARGETS, [[0.1, 0.2, 0.3], [0.3, 0.4, 0.5]], 0.5, "scores", "differs"),
     ([0, 1, 1], [0.1, 0.2, 0.3], 0.5, "targets", "2-D"),
     ([["a", "b"]], [[0.1, 0.2]], 0.5, "targets", "numeric"),
-    ([[0, 1], [1, 0]], [[0.1, 0.2], [0.3, 0.4]], [0.5, 0.5, 0.5], "threshold", r"shape \(2,\)"),
-    ([[0, 1], [1, 0]], [[0.1, 0.2], [0.3, 0.4]], [0.5, -1.0], "threshold", r"threshold\[1\] = -1.0"),
-    ([[0, 1], [1, 0]], [[0.1, 0.2], [0.3, 0.4]], 2.0, "threshold", "threshold = 2.0"),
+    (GOOD_TARGETS, GOOD_SCORES, [0.5, 0.5, 0.5], "threshold", r"shape \(2,\)"),
+    (GOOD_TARGETS, GOOD_SCORES, [0.5, -1.0], "threshold", r"threshold: entry \[1\] = -1.0"),
+    (GOOD_TARGETS, GOOD_SCORES, 2.0, "threshold", "threshold: 2.0 is not"),
 ])
 def test_bad_input_names_the_field(targets, scores, threshold, field, message):
     with pytest.raises(MlferError, match=message) as caught:

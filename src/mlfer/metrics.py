@@ -4,17 +4,19 @@
 labels), and predicts a label where its probability is ``>= threshold``. Conventions:
 
 - **Ties** count against the prediction, as in eq. 9 and 12 (``>=``): a label tied with a
-  relevant one is ranked above it. Hence ranking loss counts a tied (relevant, irrelevant)
-  pair as misordered (as scikit-learn and the MLL toolbox do; the strict ``<`` of eq. 11
-  would give constant scores a perfect 0), and one-error counts a sample as wrong when an
-  irrelevant label ties for the top score (independent of the label order).
+  relevant one is ranked above it, so constant scores get the worst ranking values. Hence
+  ranking loss counts a tied (relevant, irrelevant) pair as misordered (as scikit-learn and
+  the MLL toolbox do; the strict ``<`` printed in eq. 11 would give constant scores a
+  perfect 0), and one-error counts a sample as wrong when an irrelevant label ties for the
+  top score (the MLL toolbox counts it right when a relevant one also ties there).
 - **Coverage** is scikit-learn's ``coverage_error - 1``: eq. 9 counts the searched labels
   from 1, but the paper's 1.606 on RAF-Compound, where every face has exactly two labels,
   is below the minimum of 2 of that count, so its numbers subtract 1 (as the MLL toolbox
   does).
 - **Ranking metrics** (coverage, one-error, ranking loss, average precision) leave out the
   samples with no label or with every label, whose ranking cannot be wrong (as the MLL
-  toolbox does); they are NaN when no sample remains.
+  toolbox does for the last three; coverage follows, so all four use the same samples);
+  they are NaN when no sample remains.
 - **F1**: a label (macro) or a whole set (micro) with no positive target and no positive
   prediction scores 0 (scikit-learn's ``zero_division=0``).
 - **AUC**: macro-AUC averages over the labels that have both positive and negative targets
@@ -208,8 +210,8 @@ def _reject(bad: np.ndarray, array: np.ndarray, field: str, problem: str) -> Non
     """Raise an MlferError naming the first flagged entry of ``array``, if any."""
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
-        entry = f"{field}[{', '.join(map(str, index))}]" if index else field
-        raise MlferError(f"{entry} = {array[index]} {problem}", field=field)
+        entry = f"entry [{', '.join(map(str, index))}] = " if index else ""
+        raise MlferError(f"{entry}{array[index]} {problem}", field=field)
 
 
 def _label_matrix(targets: ArrayLike) -> np.ndarray:
