@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -43,6 +44,7 @@ def format_table(matrix: np.ndarray, names: Sequence[str], digits: int = 3) -> s
 
 
 def _checked_threshold(value: float, field: str) -> float:
+    """``value`` as a float, which must be finite."""
     value = float(value)
     if not math.isfinite(value):
         raise MlferError(f"must be a finite number, got {value}", field=field)
@@ -51,12 +53,12 @@ def _checked_threshold(value: float, field: str) -> float:
 
 @dataclass(frozen=True, eq=False)
 class LabelGraph:
-    """Co-occurrence statistics of the labels and the relations SVML-RGCN derives from them.
+    r"""Co-occurrence statistics of the labels and the relations SVML-RGCN derives from them.
 
     .. math::
-        P_{ij} = \\frac{M_{ij}}{N_i} \\quad (3) \\qquad
-        \\mathcal{R}_{ij} = \\begin{cases} negative, & P_{ij} < t_1 \\\\
-        positive, & P_{ij} > t_2 \\end{cases} \\quad (4)
+        P_{ij} = \frac{M_{ij}}{N_i} \quad (3) \qquad
+        \mathcal{R}_{ij} = \begin{cases} negative, & P_{ij} < t_1 \\
+        positive, & P_{ij} > t_2 \end{cases} \quad (4)
 
     ``M_ij`` counts the images holding both labels i and j (``M_ii = N_i``), so ``P`` is
     asymmetric: ``P_ij = P(label j | label i)``. Entry ``[i, j]`` of :attr:`positive`,
@@ -84,7 +86,14 @@ class LabelGraph:
     def from_labels(
         cls, labels: ArrayLike, t1: float, t2: float, names: Sequence[str] = EXPRESSIONS
     ) -> LabelGraph:
-        """Build the graph from 0/1 training labels (N, C), columns in the order of ``names``."""
+        """Build the graph (eq. 3-4) from 0/1 labels, counting ``M = Y^T Y``.
+
+        Args:
+            labels: (N, C) 0/1 labels of the *training* images, columns ordered as ``names``.
+            t1: negative threshold: an edge where ``P_ij < t1``.
+            t2: positive threshold: an edge where ``P_ij > t2``; ``t1 <= t2``.
+            names: the label of each column.
+        """
         values = np.asarray(labels)
         if values.ndim != 2 or values.shape[1] != len(names):
             raise MlferError(f"must be an N x {len(names)} matrix, got shape {values.shape}", field="labels")
@@ -106,7 +115,12 @@ class LabelGraph:
     def from_cooccurrence(
         cls, cooccurrence: ArrayLike, t1: float, t2: float, names: Sequence[str] = EXPRESSIONS
     ) -> LabelGraph:
-        """Build the graph from a co-occurrence matrix ``M`` (diagonal = label counts)."""
+        """Build the graph from a co-occurrence matrix ``M`` (its diagonal holds the label counts).
+
+        Args:
+            cooccurrence: (C, C) symmetric whole counts, ``M_ij <= min(M_ii, M_jj)``.
+            t1, t2, names: as in :meth:`from_labels`.
+        """
         names = tuple(names)
         counts = np.asarray(cooccurrence)
         size = len(names)
@@ -154,13 +168,13 @@ class LabelGraph:
         return np.stack([getattr(self, relation) for relation in RELATIONS]).astype(np.float32)
 
     def mlgcn_adjacency(self, p: float = 0.2) -> np.ndarray:
-        """float32 (C, C): ML-GCN's re-weighted correlation matrix for the SVML-GCN ablation.
+        r"""float32 (C, C): ML-GCN's re-weighted correlation matrix for the SVML-GCN ablation.
 
         .. math::
-            A_{ij} = \\begin{cases} 0, & P_{ij} < t \\\\ 1, & P_{ij} > t \\end{cases} \\quad (13)
-            \\qquad
-            \\tilde{A}_{ij} = \\begin{cases} p \\, A_{ij} / \\sum_{j \\neq i} A_{ij}, & i \\neq j \\\\
-            1 - p, & i = j \\end{cases} \\quad (14)
+            A_{ij} = \begin{cases} 0, & P_{ij} < t \\ 1, & P_{ij} > t \end{cases} \quad (13)
+            \qquad
+            \tilde{A}_{ij} = \begin{cases} p \, A_{ij} / \sum_{j \neq i} A_{ij}, & i \neq j \\
+            1 - p, & i = j \end{cases} \quad (14)
 
         with ``t = t2``, so ``A`` is :attr:`positive`. The paper leaves ``P_ij == t`` open;
         ``P_ij > t`` (strict, as in eq. 4) is used. A row with no neighbour keeps only
