@@ -52,6 +52,7 @@ def _open_text(path: Path) -> Iterator[str]:
 
 
 def _is_number(token: str) -> bool:
+    """Whether ``token`` parses as a float."""
     try:
         float(token)
     except ValueError:
