@@ -1,0 +1,38 @@
+"""Image transforms for training and evaluation: any PIL image -> normalised 3 x size x size tensor."""
+
+from __future__ import annotations
+
+from torchvision import transforms
+
+from mlfer.data.images import to_rgb
+
+#: ImageNet channel statistics, which the ResNet50 backbone was trained with.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _pipeline(size: int, flip: bool) -> transforms.Compose:
+    steps = [to_rgb, transforms.Resize((size, size))]
+    if flip:
+        steps.append(transforms.RandomHorizontalFlip())
+    steps += [transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    return transforms.Compose(steps)
+
+
+def train_transform(size: int = 224) -> transforms.Compose:
+    """RGB conversion, resize to size x size, random horizontal flip (the paper's only
+    augmentation), tensor, ImageNet normalisation.
+
+    Args:
+        size: output height and width (the paper's aligned faces are 224).
+    """
+    return _pipeline(size, flip=True)
+
+
+def eval_transform(size: int = 224) -> transforms.Compose:
+    """RGB conversion, resize to size x size, tensor, ImageNet normalisation (no randomness).
+
+    Args:
+        size: output height and width.
+    """
+    return _pipeline(size, flip=False)
