@@ -1,0 +1,1 @@
+"""Training, evaluation, feature caching and run configuration."""
