@@ -1,0 +1,275 @@
+"""Recognizer: detect faces, align them, classify them in batches; images, folders, globs, video.
+
+One output row per detected face (see :data:`COLUMNS`); an image without a face gives one
+row with ``face_detected = False``, and an input that cannot be read gives one row with
+``error`` set while the other inputs still run.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from mlfer.checkpoint import CONFIG_FILE, load_model
+from mlfer.data.images import IMAGE_SUFFIXES, read_image, to_rgb
+from mlfer.data.transforms import eval_transform
+from mlfer.errors import MlferError
+from mlfer.expressions import EXPRESSIONS
+from mlfer.faces import TEMPLATE_SIZE, Face, FaceDetector, align_face
+from mlfer.faces.detect import check_rgb
+from mlfer.model import MultiLabelModel
+from mlfer.thresholds import as_thresholds, choose_thresholds, default_thresholds
+from mlfer.train.config import load_config
+from mlfer.video import VIDEO_SUFFIXES, is_video, iter_frames
+
+#: Output columns, in order.
+COLUMNS: tuple[str, ...] = (
+    "input", "frame", "face_id", "face_detected", "x", "y", "w", "h", "score", *EXPRESSIONS, "predicted", "error",
+)
+#: pandas dtypes of :data:`COLUMNS` (nullable integers: ``face_id`` is missing on rows without a face).
+DTYPES: dict[str, str] = {
+    "input": "string", "frame": "int64", "face_id": "Int64", "face_detected": "bool",
+    **{name: "float64" for name in ("x", "y", "w", "h", "score", *EXPRESSIONS)},
+    "predicted": "string", "error": "string",
+}
+#: Separator of the names in the ``predicted`` column.
+SEPARATOR = "|"
+
+Input = str | Path | Image.Image | np.ndarray
+
+
+@dataclass
+class Frame:
+    """One picture to analyse: a still image or one frame of a video.
+
+    Args:
+        input: the file path, or ``<image N>`` for the N-th in-memory input.
+        frame: the video frame number (0 for still images).
+        image: RGB uint8 H x W x 3, or ``None`` when reading failed.
+        error: why reading failed (empty otherwise).
+    """
+
+    input: str
+    frame: int
+    image: np.ndarray | None
+    error: str = ""
+
+
+@dataclass
+class Result:
+    """The faces found in one :class:`Frame` and their probabilities (F x 6, RAF order)."""
+
+    frame: Frame
+    faces: list[Face]
+    probabilities: np.ndarray
+    thresholds: np.ndarray
+    error: str = ""
+    aligned: list[np.ndarray] = field(default_factory=list, repr=False)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The output rows of this frame: one per face, or one without a face."""
+        base = {"input": self.frame.input, "frame": self.frame.frame}
+        if not self.faces:
+            empty = dict.fromkeys(("face_id", "x", "y", "w", "h", "score", *EXPRESSIONS))
+            return [{**base, **empty, "face_detected": False, "predicted": "", "error": self.error}]
+        rows = []
+        for face_id, (face, probabilities) in enumerate(zip(self.faces, self.probabilities)):
+            x, y, w, h = (round(float(value), 2) for value in face.box)
+            rows.append({
+                **base, "face_id": face_id, "face_detected": True, "x": x, "y": y, "w": w, "h": h,
+                "score": round(face.score, 4),
+                **{name: round(float(p), 6) for name, p in zip(EXPRESSIONS, probabilities)},
+                "predicted": predicted_names(probabilities, self.thresholds), "error": "",
+            })
+        return rows
+
+
+def predicted_names(probabilities: np.ndarray, thresholds: np.ndarray) -> str:
+    """Names of the expressions at or above their thresholds, joined with ``|``."""
+    return SEPARATOR.join(name for name, p, t in zip(EXPRESSIONS, probabilities, thresholds) if p >= t)
+
+
+def rows_to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """A DataFrame of output rows with the columns and dtypes of :data:`COLUMNS`."""
+    frame = pd.DataFrame(list(rows), columns=list(COLUMNS))
+    return frame.astype(DTYPES)
+
+
+def iter_inputs(inputs: Input | Iterable[Input], every: int = 1) -> Iterator[Frame]:
+    """Expand inputs into frames, lazily: files, folders (recursive), globs, videos, arrays.
+
+    Folders contribute their image and video files (by suffix), sorted; a glob pattern
+    contributes the files it matches. Anything that cannot be read becomes a frame with
+    ``error`` set.
+
+    Args:
+        inputs: one input or an iterable of them (paths, PIL images, RGB uint8 arrays).
+        every: keep one video frame in ``every``.
+    """
+    if every < 1:
+        raise MlferError(f"must be at least 1, got {every}", field="every")
+    if isinstance(inputs, str | Path | Image.Image | np.ndarray):
+        inputs = [inputs]
+    for number, item in enumerate(inputs):
+        if isinstance(item, Image.Image):
+            yield Frame(f"<image {number}>", 0, np.asarray(to_rgb(item)))
+        elif isinstance(item, np.ndarray):
+            yield _array_frame(item, f"<image {number}>")
+        elif isinstance(item, str | Path):
+            yield from _path_frames(item, every)
+        else:
+            raise MlferError(f"cannot read a {type(item).__name__}; pass paths, PIL images or RGB arrays", field="inputs")
+
+
+def _array_frame(array: np.ndarray, name: str) -> Frame:
+    try:
+        return Frame(name, 0, check_rgb(array))
+    except MlferError as error:
+        return Frame(name, 0, None, str(error))
+
+
+def _path_frames(item: str | Path, every: int) -> Iterator[Frame]:
+    path = Path(item)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+        if not files:
+            yield Frame(str(path), 0, None, str(MlferError("the folder holds no image or video file", path=path)))
+        for file in files:
+            yield from _file_frames(file, every)
+    elif path.exists():
+        yield from _file_frames(path, every)
+    elif glob.has_magic(str(item)):
+        matches = sorted(Path(match) for match in glob.glob(str(item), recursive=True))
+        if not matches:
+            yield Frame(str(item), 0, None, str(MlferError("no file matches the pattern", path=item)))
+        for match in matches:
+            yield from _path_frames(match, every)
+    else:
+        yield Frame(str(path), 0, None, str(MlferError("no such file or folder", path=path)))
+
+
+def _file_frames(path: Path, every: int) -> Iterator[Frame]:
+    if not is_video(path):
+        try:
+            yield Frame(str(path), 0, np.asarray(read_image(path)))
+        except MlferError as error:
+            yield Frame(str(path), 0, None, str(error))
+        return
+    next_frame = 0
+    try:
+        for number, rgb in iter_frames(path, every):
+            yield Frame(str(path), number, rgb)
+            next_frame = number + every
+    except MlferError as error:
+        yield Frame(str(path), next_frame, None, str(error))
+
+
+class Recognizer:
+    """Multi-label expression recognition on photos and videos.
+
+    ``Recognizer(mlfer.load(DIR)).predict(["photo.jpg", "clips/"])`` returns a DataFrame
+    with one row per face (columns :data:`COLUMNS`).
+
+    Args:
+        model: a trained model with an image backbone (``mlfer.load``).
+        detector: the face detector; ``None`` makes a :class:`~mlfer.faces.FaceDetector`.
+        thresholds: six per-expression thresholds (RAF order, or a name -> value
+            mapping) for the ``predicted`` column; ``None`` is 0.5 each.
+        batch_size: faces classified per forward pass.
+        image_size: side of the aligned faces fed to the model; use the checkpoint's
+            ``train.image_size`` (:meth:`from_checkpoint` does).
+    """
+
+    def __init__(
+        self,
+        model: MultiLabelModel,
+        detector: FaceDetector | None = None,
+        thresholds: np.ndarray | list[float] | dict[str, float] | None = None,
+        batch_size: int = 32,
+        image_size: int = TEMPLATE_SIZE,
+    ) -> None:
+        if model.config.backbone == "identity":
+            raise MlferError("this model classifies feature vectors, not images (identity backbone)", field="model.backbone")
+        if batch_size < 1:
+            raise MlferError(f"must be at least 1, got {batch_size}", field="batch_size")
+        self.model = model.eval()
+        self.detector = detector if detector is not None else FaceDetector()
+        self.thresholds = default_thresholds() if thresholds is None else as_thresholds(thresholds)
+        self.batch_size = batch_size
+        self.image_size = image_size
+        self.transform = eval_transform(image_size)
+        self.device = next(model.parameters()).device
+
+    @classmethod
+    def from_checkpoint(
+        cls, directory: str | Path, thresholds: str = "default", detector: FaceDetector | None = None, batch_size: int = 32
+    ) -> Recognizer:
+        """Load a checkpoint folder with its image size and ``default`` or ``tuned`` thresholds."""
+        model = load_model(directory)
+        image_size = load_config(Path(directory) / CONFIG_FILE).train.image_size
+        return cls(model, detector, choose_thresholds(thresholds, directory), batch_size, image_size)
+
+    def classify(self, faces: list[np.ndarray]) -> np.ndarray:
+        """Probabilities (F x 6, RAF order) of aligned RGB faces, in batches of ``batch_size``."""
+        outputs = [np.zeros((0, len(EXPRESSIONS)), dtype=np.float32)]
+        with torch.inference_mode():
+            for start in range(0, len(faces), self.batch_size):
+                batch = torch.stack([self.transform(Image.fromarray(face)) for face in faces[start:start + self.batch_size]])
+                outputs.append(torch.sigmoid(self.model(batch.to(self.device))).float().cpu().numpy())
+        return np.concatenate(outputs)
+
+    def iter_results(self, inputs: Input | Iterable[Input], every: int = 1) -> Iterator[Result]:
+        """Yield one :class:`Result` per image or video frame, in input order.
+
+        Frames are read lazily and their faces classified together once ``batch_size``
+        faces (or frames) are waiting, so memory stays flat on long inputs.
+        """
+        waiting: list[Result] = []
+        for frame in iter_inputs(inputs, every):
+            waiting.append(self._detect(frame))
+            if sum(len(result.faces) for result in waiting) >= self.batch_size or len(waiting) >= self.batch_size:
+                yield from self._classify_waiting(waiting)
+                waiting = []
+        yield from self._classify_waiting(waiting)
+
+    def iter_predict(self, inputs: Input | Iterable[Input], every: int = 1) -> Iterator[dict[str, Any]]:
+        """Yield output rows (dicts keyed by :data:`COLUMNS`) lazily, in input order."""
+        for result in self.iter_results(inputs, every):
+            yield from result.rows()
+
+    def predict(self, inputs: Input | Iterable[Input], every: int = 1) -> pd.DataFrame:
+        """One row per detected face (see :data:`COLUMNS`) for all inputs.
+
+        Args:
+            inputs: image paths, folders, glob patterns, video files, PIL images or RGB
+                uint8 arrays; one or a list.
+            every: keep one video frame in ``every``.
+        """
+        return rows_to_frame(self.iter_predict(inputs, every))
+
+    def _detect(self, frame: Frame) -> Result:
+        empty = np.zeros((0, len(EXPRESSIONS)))
+        if frame.image is None:
+            return Result(frame, [], empty, self.thresholds, frame.error)
+        try:
+            faces = self.detector.detect(frame.image)
+            aligned = [align_face(frame.image, face, self.image_size) for face in faces]
+        except MlferError as error:
+            return Result(frame, [], empty, self.thresholds, str(error))
+        return Result(frame, faces, empty, self.thresholds, aligned=aligned)
+
+    def _classify_waiting(self, waiting: list[Result]) -> Iterator[Result]:
+        probabilities = self.classify([face for result in waiting for face in result.aligned])
+        start = 0
+        for result in waiting:
+            result.probabilities = probabilities[start:start + len(result.faces)]
+            start += len(result.faces)
+            yield result
