@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike
 
 from mlfer.errors import MlferError
 from mlfer.expressions import EXPRESSIONS
+from mlfer.fileio import write_text_atomic
 
 #: The relation types of the R-GCN, in the order :meth:`LabelGraph.relation_adjacency` stacks them.
 RELATIONS: tuple[str, ...] = ("positive", "negative")
@@ -233,7 +234,7 @@ class LabelGraph:
 
     def save(self, path: str | Path) -> None:
         """Write the graph as JSON (see :meth:`to_dict`)."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> LabelGraph:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from mlfer.model import build_model, count_parameters
-from mlfer.train.config import PRESETS, make_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(e.g. the SVML-RGCN head of the RAF-ML preset with 300-d word vectors: "
         "mlfer summary --preset raf-ml --set model.word_dim=300).",
     )
-    parser.add_argument("--preset", choices=sorted(PRESETS), help="start from the paper's settings for a dataset")
+    parser.add_argument("--preset", choices=("raf-ml", "raf-compound", "jaffe"), help="start from the paper's settings for a dataset")
     parser.add_argument("--model", help="head: baseline, svml-rgcn, svml-gcn, sml-rgcn, vml-rgcn")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting, e.g. model.word_dim=300 (repeatable)")
@@ -24,6 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlfer.model import build_model, count_parameters  # torch is imported only when the command runs
+    from mlfer.train.config import make_config
+
     overrides = list(args.overrides) + ([f"model.head={args.model}"] if args.model else [])
     config = make_config(args.preset, overrides)
     model = build_model(config.model, load_backbone_weights=False)
