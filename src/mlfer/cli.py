@@ -16,6 +16,8 @@ from mlfer.errors import MlferError
 COMMANDS: tuple[str, ...] = (
     "mlfer.commands.align",
     "mlfer.commands.graph",
+    "mlfer.commands.predict",
+    "mlfer.commands.summary",
 )
 
 

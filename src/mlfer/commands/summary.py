@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(e.g. the SVML-RGCN head of the RAF-ML preset with 300-d word vectors: "
         "mlfer summary --preset raf-ml --set model.word_dim=300).",
     )
-    parser.add_argument("--preset", choices=("raf-ml", "raf-compound", "jaffe"), help="start from the paper's settings for a dataset")
+    parser.add_argument("--preset", help="start from the paper's settings for a dataset: raf-ml, raf-compound or jaffe")
     parser.add_argument("--model", help="head: baseline, svml-rgcn, svml-gcn, sml-rgcn, vml-rgcn")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting, e.g. model.word_dim=300 (repeatable)")

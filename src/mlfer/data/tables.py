@@ -149,11 +149,12 @@ def read_csv(path: Path) -> LabelledData:
     table = table[(table != "").any(axis=1)]
     if CSV_PATH not in table.columns:
         raise MlferError(f"no {CSV_PATH!r} column (found: {', '.join(table.columns)})", path=path, line=1)
+    label_columns = _label_columns(list(table.columns), path)
     if table.empty:
         raise MlferError("the CSV lists no image", path=path)
     _first_bad(table[CSV_PATH], table[CSV_PATH] != "", path, CSV_PATH, "an image path")
     labels = np.zeros((len(table), NUM_EXPRESSIONS), dtype=np.uint8)
-    for expression, column in _label_columns(list(table.columns), path).items():
+    for expression, column in label_columns.items():
         cells = table[column]
         _first_bad(cells, cells.isin(_ZERO | _ONE), path, column, "0 or 1")
         labels[:, EXPRESSIONS.index(expression)] = cells.isin(_ONE).to_numpy()
