@@ -67,7 +67,7 @@ class ImageDataset(Dataset):
     @property
     def failures(self) -> dict[int, str]:
         """Row -> file (or id) of every image found unreadable so far."""
-        return {int(row): self._name(int(row)) for row in torch.flatnonzero(self._failed)}
+        return {int(row): self._name(int(row)) for row in np.flatnonzero(self._failed.numpy())}
 
 
 def collate_skipping_failures(samples: list[Sample | None]) -> Batch | None:
