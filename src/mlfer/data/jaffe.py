@@ -67,17 +67,23 @@ def read_ratings(path: Path) -> dict[str, tuple[int, np.ndarray]]:
         if fields[0].startswith("#"):
             continue
         if len(fields) != len(header):
-            raise MlferError(f"expected {len(header)} fields like the header, got {len(fields)}", path=path, line=line)
+            raise MlferError(
+                f"expected {len(header)} fields like the header, got {len(fields)}", path=path, line=line
+            )
         row = dict(zip(header, fields))
         values = np.empty(len(EXPRESSIONS))
         for column in RATING_COLUMNS:
             try:
                 values[expression_index(column)] = float(row[column])
             except ValueError:
-                raise MlferError(f"rating {row[column]!r} is not a number", path=path, line=line, field=column) from None
+                raise MlferError(
+                    f"rating {row[column]!r} is not a number", path=path, line=line, field=column
+                ) from None
         pic = row[PIC_COLUMN].upper()
         if pic in ratings:
-            raise MlferError(f"PIC {pic} is rated twice (also line {ratings[pic][0]})", path=path, line=line, field=PIC_COLUMN)
+            raise MlferError(
+                f"PIC {pic} is rated twice (also line {ratings[pic][0]})", path=path, line=line, field=PIC_COLUMN
+            )
         ratings[pic] = (line, values)
     if header is None:
         raise MlferError(f"no header line naming {' '.join(RATING_COLUMNS)} {PIC_COLUMN}", path=path)

@@ -64,13 +64,19 @@ def read_ldl(
     key = next((key for key in LABEL_KEYS if key in contents), None)
     if key is None:
         raise MlferError(f"neither {' nor '.join(repr(key) for key in LABEL_KEYS)} matrix", path=path)
-    values = np.asarray(contents[key], dtype=np.float64)
+    try:
+        values = np.asarray(contents[key], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise MlferError("expected a numeric matrix", path=path, field=key) from None
     features = check_features(contents["features"], path)
     if values.ndim != 2 or len(values) != len(features):
-        raise MlferError(f"expected {len(features)} rows like features, got shape {values.shape}", path=path, field=key)
+        raise MlferError(
+            f"expected {len(features)} rows like features, got shape {values.shape}", path=path, field=key
+        )
     if columns is None:
         raise MlferError(
-            f"a .mat file does not say which column is which expression; give columns=NAME,... ({values.shape[1]} names)"
+            "a .mat file does not say which column is which expression;"
+            f" give columns=NAME,... ({values.shape[1]} names)"
             " or preset=jaffe",
             path=path,
             field="columns",

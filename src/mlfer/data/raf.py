@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mlfer.data.dataset import LabelledData
-from mlfer.data.tables import text_rows
+from mlfer.data.tables import SPLITS, text_rows
 from mlfer.errors import MlferError
 from mlfer.expressions import NUM_EXPRESSIONS, RAF_BASIC_NEUTRAL, compound_label, raf_basic_label
 
@@ -29,7 +29,6 @@ RAF_ML_PARTITION_FILES = (
 RAF_ML_IMAGE_FOLDERS = ("aligned", "Image/aligned", "images")
 #: Default RAF-ML binarisation: a label is on when its share of the distribution is >= 1/6.
 RAF_ML_THRESHOLD = 1.0 / NUM_EXPRESSIONS
-SPLITS = ("train", "test")
 
 
 def _prefix_split(name: str) -> str | None:
@@ -112,7 +111,9 @@ def _read_distributions(path: Path) -> tuple[list[str], np.ndarray]:
     seen: set[str] = set()
     for line, tokens in text_rows(path):
         if len(tokens) != 1 + NUM_EXPRESSIONS:
-            raise MlferError(f"expected a name and {NUM_EXPRESSIONS} values, got {len(tokens)} fields", path=path, line=line)
+            raise MlferError(
+                f"expected a name and {NUM_EXPRESSIONS} values, got {len(tokens)} fields", path=path, line=line
+            )
         try:
             values = [float(token) for token in tokens[1:]]
         except ValueError:
@@ -150,7 +151,9 @@ def _split_from_names(names: list[str], path: Path) -> np.ndarray | None:
         return None
     if None in parts:
         name = names[parts.index(None)]
-        raise MlferError(f"image {name!r} has no train_/test_ prefix while others do; give a partition file", path=path)
+        raise MlferError(
+            f"image {name!r} has no train_/test_ prefix while others do; give a partition file", path=path
+        )
     return np.array(parts)
 
 

@@ -58,13 +58,9 @@ def _read_synthetic(target: str, seed: int = 0) -> LabelledData:
     """Faces generated in memory by :mod:`mlfer.data.synthetic` (``synthetic[:N]``)."""
     from mlfer.data.synthetic import synthetic_dataset
 
-    try:
-        size = int(target) if target else SYNTHETIC_DEFAULT_SIZE
-    except ValueError:
-        size = 0
-    if size < 1:
+    if target and (not target.isdigit() or int(target) < 1):
         raise MlferError(f"synthetic:N needs a positive row count, got {target!r}", field="synthetic")
-    return synthetic_dataset(size, seed)
+    return synthetic_dataset(int(target) if target else SYNTHETIC_DEFAULT_SIZE, seed)
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,9 @@ def check_features(features: np.ndarray, path: Path, field: str = "features") ->
         raise MlferError(f"expected float values, got {features.dtype}", path=path, field=field)
     bad = np.flatnonzero(~np.isfinite(features).all(axis=1))
     if bad.size:
-        raise MlferError(f"row {bad[0]} (0-based) holds NaN or infinity ({bad.size} such rows)", path=path, field=field)
+        raise MlferError(
+            f"row {bad[0]} (0-based) holds NaN or infinity ({bad.size} such rows)", path=path, field=field
+        )
     return features.astype(np.float32)
 
 
@@ -50,12 +52,16 @@ def check_binary(labels: np.ndarray, path: Path, field: str = "labels") -> np.nd
     """A uint8 N x 6 copy of ``labels``, which must hold only 0 and 1."""
     labels = np.asarray(labels)
     if labels.ndim != 2 or labels.shape[1] != NUM_EXPRESSIONS:
-        raise MlferError(f"expected N x {NUM_EXPRESSIONS} labels (RAF order), got shape {labels.shape}", path=path, field=field)
+        raise MlferError(
+            f"expected N x {NUM_EXPRESSIONS} labels (RAF order), got shape {labels.shape}", path=path, field=field
+        )
     if labels.dtype.kind not in "biuf":
         raise MlferError(f"expected numeric 0/1 labels, got {labels.dtype}", path=path, field=field)
     bad = np.flatnonzero(~np.isin(labels, (0, 1)).all(axis=1))
     if bad.size:
-        raise MlferError(f"row {bad[0]} (0-based) holds values other than 0 and 1: {labels[bad[0]]}", path=path, field=field)
+        raise MlferError(
+            f"row {bad[0]} (0-based) holds values other than 0 and 1: {labels[bad[0]]}", path=path, field=field
+        )
     return labels.astype(np.uint8)
 
 
@@ -63,7 +69,9 @@ def _check_split(split: np.ndarray, path: Path) -> np.ndarray:
     split = np.char.lower(np.char.strip(np.asarray(split).astype(str)))
     bad = np.flatnonzero(~np.isin(split, SPLITS))
     if bad.size:
-        raise MlferError(f"row {bad[0]} (0-based) has split {split[bad[0]]!r}, not train or test", path=path, field="split")
+        raise MlferError(
+            f"row {bad[0]} (0-based) has split {split[bad[0]]!r}, not train or test", path=path, field="split"
+        )
     return split
 
 
@@ -101,7 +109,9 @@ def read_features(path: Path) -> LabelledData:
     split = _check_split(arrays["split"], path) if "split" in arrays else None
     folds = arrays.get("folds")
     if folds is not None and (folds.ndim != 1 or folds.dtype.kind not in "iu"):
-        raise MlferError(f"expected one integer per row, got {folds.dtype} of shape {folds.shape}", path=path, field="folds")
+        raise MlferError(
+            f"expected one integer per row, got {folds.dtype} of shape {folds.shape}", path=path, field="folds"
+        )
     ids = [str(value) for value in arrays["ids"]] if "ids" in arrays else [str(row) for row in range(count)]
     return LabelledData(
         spec=f"features:{path}", labels=labels, ids=ids, features=features, split=split, folds=folds
@@ -119,7 +129,12 @@ def _label_columns(columns: list[str], path: Path) -> dict[str, str]:
         except MlferError:
             continue
         if expression in found:
-            raise MlferError(f"columns {found[expression]!r} and {column!r} both name {expression}", path=path, line=1, field=column)
+            raise MlferError(
+                f"columns {found[expression]!r} and {column!r} both name {expression}",
+                path=path,
+                line=1,
+                field=column,
+            )
         found[expression] = column
     missing = [name for name in EXPRESSIONS if name not in found]
     if missing:
@@ -130,7 +145,9 @@ def _label_columns(columns: list[str], path: Path) -> dict[str, str]:
 def _first_bad(cells: pd.Series, good: pd.Series, path: Path, column: str, expected: str) -> None:
     if not good.all():
         row = int(np.flatnonzero(~good.to_numpy())[0])
-        raise MlferError(f"expected {expected}, got {cells.iloc[row]!r}", path=path, line=int(cells.index[row]) + 2, field=column)
+        raise MlferError(
+            f"expected {expected}, got {cells.iloc[row]!r}", path=path, line=int(cells.index[row]) + 2, field=column
+        )
 
 
 def read_csv(path: Path) -> LabelledData:
