@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import KFold
 
 from mlfer.errors import MlferError
 from mlfer.expressions import NUM_EXPRESSIONS
@@ -96,6 +95,8 @@ class LabelledData:
         if fold_of_row is None:
             if folds < 2 or folds > len(self):
                 raise MlferError(f"cannot make {folds} folds of {len(self)} rows", field="folds")
+            from sklearn.model_selection import KFold  # imported here: scikit-learn takes seconds to import
+
             fold_of_row = np.empty(len(self), dtype=int)
             splitter = KFold(n_splits=folds, shuffle=True, random_state=seed)
             for number, (_, test) in enumerate(splitter.split(np.arange(len(self)))):
