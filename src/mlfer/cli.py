@@ -15,6 +15,8 @@ from mlfer.errors import MlferError
 #: Command modules, in the order ``mlfer --help`` lists them.
 COMMANDS: tuple[str, ...] = (
     "mlfer.commands.align",
+    "mlfer.commands.explain",
+    "mlfer.commands.export",
     "mlfer.commands.graph",
     "mlfer.commands.predict",
     "mlfer.commands.summary",

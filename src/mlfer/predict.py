@@ -210,6 +210,12 @@ def _file_frames(path: Path, every: int) -> Iterator[Frame]:
         yield Frame(str(path), next_frame, None, str(error))
 
 
+def load_for_inference(directory: str | Path, thresholds: str = "default") -> tuple[MultiLabelModel, int, np.ndarray]:
+    """A checkpoint's model, input image size (``train.image_size``) and ``default``/``tuned`` thresholds."""
+    model = load_model(directory)
+    return model, load_config(Path(directory) / CONFIG_FILE).train.image_size, choose_thresholds(thresholds, directory)
+
+
 class Recognizer:
     """Multi-label expression recognition on photos and videos.
 
@@ -251,9 +257,8 @@ class Recognizer:
         cls, directory: str | Path, thresholds: str = "default", detector: FaceDetector | None = None, batch_size: int = 32
     ) -> Recognizer:
         """Load a checkpoint folder with its image size and ``default`` or ``tuned`` thresholds."""
-        model = load_model(directory)
-        image_size = load_config(Path(directory) / CONFIG_FILE).train.image_size
-        return cls(model, detector, choose_thresholds(thresholds, directory), batch_size, image_size)
+        model, image_size, values = load_for_inference(directory, thresholds)
+        return cls(model, detector, values, batch_size, image_size)
 
     def classify(self, faces: list[np.ndarray]) -> np.ndarray:
         """Probabilities (F x 6, RAF order) of aligned RGB faces, in batches of ``batch_size``."""
