@@ -54,13 +54,20 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(","))
 
 
-def _read_synthetic(target: str, seed: int = 0) -> LabelledData:
-    """Faces generated in memory by :mod:`mlfer.data.synthetic` (``synthetic[:N]``)."""
+def _flag(text: str) -> bool:
+    if text.lower() not in ("0", "1", "true", "false", "yes", "no"):
+        raise ValueError("expected 1/0, true/false or yes/no")
+    return text.lower() in ("1", "true", "yes")
+
+
+def _read_synthetic(target: str, seed: int = 0, single_label: bool = False) -> LabelledData:
+    """Faces generated in memory by :mod:`mlfer.data.synthetic` (``synthetic[:N]``); with
+    ``single_label=1`` each face shows one basic expression (for prototypes and pretraining)."""
     from mlfer.data.synthetic import synthetic_dataset
 
     if target and (not target.isdigit() or int(target) < 1):
         raise MlferError(f"synthetic:N needs a positive row count, got {target!r}", field="synthetic")
-    return synthetic_dataset(int(target) if target else SYNTHETIC_DEFAULT_SIZE, seed)
+    return synthetic_dataset(int(target) if target else SYNTHETIC_DEFAULT_SIZE, seed, single_label=single_label)
 
 
 @dataclass(frozen=True)
@@ -98,7 +105,7 @@ KINDS: dict[str, DatasetKind] = {
     "features": DatasetKind(read_features, "file"),
     "csv": DatasetKind(read_csv, "file"),
     "folder": DatasetKind(read_folder, "folder"),
-    "synthetic": DatasetKind(_read_synthetic, "count", {"seed": _count}),
+    "synthetic": DatasetKind(_read_synthetic, "count", {"seed": _count, "single_label": _flag}),
 }
 
 #: Options every kind accepts: ``folds=K`` gives rows without an official split K seeded folds.
