@@ -79,6 +79,8 @@ def read_ratings(path: Path) -> dict[str, tuple[int, np.ndarray]]:
                 raise MlferError(
                     f"rating {row[column]!r} is not a number", path=path, line=line, field=column
                 ) from None
+            if not np.isfinite(values[expression_index(column)]):
+                raise MlferError(f"rating {row[column]!r} is not a finite number", path=path, line=line, field=column)
         pic = row[PIC_COLUMN].upper()
         if pic in ratings:
             raise MlferError(
