@@ -8,7 +8,10 @@ column names are given in the spec (``columns=HAP,SAD,SUR,ANG,DIS,FEA`` or
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +26,21 @@ LABEL_KEYS = ("labels", "raw_data")
 
 
 def _load_mat(path: Path) -> dict[str, np.ndarray]:
+    """The matrices of a ``.mat`` file, read by scipy in a child process.
+
+    scipy's compiled MAT reader can kill the process on a damaged file (fuzzing found
+    SIGSEGV and SIGBUS from one changed byte), so a forked child reads the file and such a
+    crash becomes an error naming it. Whatever scipy raises on damaged bytes (OSError,
+    ValueError, IndexError, zlib.error, UnboundLocalError...) means the same: unreadable.
+    """
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     try:
-        return scipy.io.loadmat(str(path))
-    except (OSError, ValueError, TypeError, NotImplementedError, scipy.io.matlab.MatReadError) as error:
-        raise MlferError(f"cannot read the .mat file ({error})", path=path) from error
+        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            return pool.submit(scipy.io.loadmat, str(path)).result()
+    except BrokenProcessPool as error:
+        raise MlferError("the .mat file is damaged: reading it crashed scipy's reader", path=path) from error
+    except Exception as error:  # noqa: BLE001 - any failure of the parser means an unreadable file
+        raise MlferError(f"cannot read the .mat file ({type(error).__name__}: {error})", path=path) from error
 
 
 def _raf_order(columns: Sequence[str], width: int, path: Path) -> list[int]:
