@@ -1,0 +1,237 @@
+"""The epoch loop of both modes: BCE with logits (eq. 2), Adam, step decay, a test pass per
+epoch, the resume state after every epoch, and a stop on a non-finite loss."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from mlfer.errors import MlferError
+from mlfer.metrics import compute_metrics
+from mlfer.train.config import TrainConfig
+from mlfer.train.state import LAST_DIR, Resumable, load_state, save_state
+
+#: Feature rows per forward pass when evaluating cached features.
+FEATURE_EVAL_CHUNK = 4096
+
+
+class FeatureBatches:
+    """Mini-batches of feature vectors held in memory (frozen mode).
+
+    Each pass draws, per sample, the plain or the flipped feature with probability 1/2 (the
+    flip augmentation on cached features) and shuffles the rows, both from ``generator``.
+
+    Args:
+        plain: (N, D) features of the unflipped images.
+        labels: (N, C) float 0/1 targets, on the same device.
+        flipped: (N, D) features of the flipped images, or None (no augmentation).
+        batch_size: rows per batch (the last batch may be smaller).
+        generator: CPU generator for flips and shuffling; None keeps the order (evaluation).
+    """
+
+    def __init__(
+        self,
+        plain: torch.Tensor,
+        labels: torch.Tensor,
+        flipped: torch.Tensor | None,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.plain, self.labels, self.flipped = plain, labels, flipped
+        self.batch_size, self.generator = batch_size, generator
+
+    def __len__(self) -> int:
+        return -(-len(self.plain) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        inputs, labels = self.plain, self.labels
+        if self.generator is not None:
+            count = len(inputs)
+            if self.flipped is not None:
+                pick = (torch.rand(count, generator=self.generator) < 0.5).to(inputs.device)
+                inputs = torch.where(pick[:, None], self.flipped, inputs)
+            order = torch.randperm(count, generator=self.generator).to(inputs.device)
+            inputs, labels = inputs[order], labels[order]
+        for start in range(0, len(inputs), self.batch_size):
+            yield inputs[start : start + self.batch_size], labels[start : start + self.batch_size]
+
+
+class LoaderBatches:
+    """``(images, targets)`` from a DataLoader of :class:`~mlfer.data.torch_dataset.ImageDataset`
+    batches, skipping batches whose images were all unreadable (finetune mode)."""
+
+    def __init__(self, loader: DataLoader) -> None:
+        self.loader = loader
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for batch in self.loader:
+            if batch is not None:
+                yield batch[0], batch[1]
+
+
+#: Re-iterable mini-batches of ``(inputs, 0/1 targets)`` with a batch count.
+Batches = FeatureBatches | LoaderBatches
+#: ``loss(logits, targets)``, a scalar tensor.
+LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Evaluation:
+    """A model's logits on a test set (on the CPU), with the targets and the mean loss."""
+
+    loss: float
+    logits: torch.Tensor
+    targets: torch.Tensor
+
+    def probabilities(self) -> np.ndarray:
+        """Per-label probabilities, the sigmoid of the logits."""
+        return torch.sigmoid(self.logits).numpy()
+
+
+def multilabel_metrics(evaluation: Evaluation) -> dict[str, float]:
+    """The nine metrics of section 4.1 at probability 0.5."""
+    return compute_metrics(evaluation.targets.numpy(), evaluation.probabilities())
+
+
+def bce_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    r"""Binary cross-entropy on the logits (eq. 2), averaged over samples and labels.
+
+    .. math::
+        L = -\sum_{c=1}^{C} y^c \log \sigma(\hat{y}^c) + (1 - y^c) \log (1 - \sigma(\hat{y}^c))
+
+    Args:
+        logits: (B, C) scores :math:`\hat{y}`.
+        targets: (B, C) 0/1 labels :math:`y`.
+    """
+    return F.binary_cross_entropy_with_logits(logits, targets.float())
+
+
+def make_optimizer(groups: dict[str, list[nn.Parameter]], lrs: dict[str, float], config: TrainConfig) -> torch.optim.Adam:
+    """Adam with one named parameter group per entry of ``groups`` (``head``, ``backbone``),
+    weight decay from the config; the fused kernel where the parameters' device has one."""
+    param_groups = [{"params": params, "lr": lrs[name], "name": name} for name, params in groups.items() if params]
+    device = param_groups[0]["params"][0].device
+    fused = device.type in ("cpu", "cuda")
+    return torch.optim.Adam(param_groups, weight_decay=config.weight_decay, fused=fused)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> torch.optim.lr_scheduler.StepLR:
+    """Step decay: every ``lr_step`` epochs each group's learning rate is multiplied by ``lr_gamma``."""
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
+
+
+@torch.inference_mode()
+def evaluate(module: nn.Module, batches: Batches, device: torch.device, loss_fn: LossFunction = bce_loss) -> Evaluation:
+    """``module`` in eval mode over ``batches``: its logits, the targets and the mean loss."""
+    module.eval()
+    logits, targets = [], []
+    for inputs, labels in batches:
+        logits.append(module(inputs.to(device, non_blocking=True)).float())
+        targets.append(labels.to(device).float())
+    if not logits:
+        raise MlferError("no test row could be read", field="dataset")
+    all_logits, all_targets = torch.cat(logits), torch.cat(targets)
+    return Evaluation(float(loss_fn(all_logits, all_targets)), all_logits.cpu(), all_targets.cpu())
+
+
+def _train_epoch(
+    module: nn.Module,
+    batches: Batches,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: LossFunction,
+    device: torch.device,
+    progress: bool,
+) -> torch.Tensor:
+    """One pass of optimisation; returns the summed loss of each batch and the row count (kept
+    on the device, so that no step waits for the GPU)."""
+    module.train()
+    totals = torch.zeros(len(batches) + 1, device=device)
+    for step, (inputs, targets) in enumerate(tqdm(batches, leave=False, desc="batches", disable=not progress)):
+        inputs = inputs.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
+        loss = loss_fn(module(inputs), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        totals[step] = loss.detach() * len(targets)
+        totals[-1] += len(targets)
+    return totals
+
+
+def _check_finite(totals: torch.Tensor, test_loss: float, epoch: int, where: str) -> None:
+    """Stop with an error naming the epoch and the first batch whose loss is NaN or infinite."""
+    values = totals[:-1].cpu()
+    bad = torch.nonzero(~torch.isfinite(values)).flatten()
+    if len(bad):
+        batch = int(bad[0])
+        raise MlferError(
+            f"the training loss became {float(values[batch])} at epoch {epoch}, batch {batch + 1}; "
+            f"stopped, keeping the last good state ({where})",
+            field="training",
+        )
+    if not np.isfinite(test_loss):
+        raise MlferError(
+            f"the test loss became {test_loss} after epoch {epoch} (the weights are no longer finite); "
+            f"stopped, keeping the last good state ({where})",
+            field="training",
+        )
+
+
+def fit(
+    module: nn.Module,
+    train_batches: Batches,
+    test_batches: Batches,
+    config: TrainConfig,
+    objects: Resumable,
+    device: torch.device,
+    *,
+    name: str = "run",
+    run_dir: Path | None = None,
+    progress: bool = False,
+    loss_fn: LossFunction = bce_loss,
+    metrics_fn: Callable[[Evaluation], dict[str, float]] = multilabel_metrics,
+) -> list[dict[str, Any]]:
+    """Train ``module`` for ``config.epochs`` epochs, evaluating on the test batches after each.
+
+    With ``run_dir``, training continues from ``run_dir/last/`` when it exists and the state
+    is written there after every epoch. Returns one history row per epoch: run, epoch, train
+    and test loss, the learning rate of each parameter group (``lr_head``, ``lr_backbone``),
+    and the metrics (by default BCE and the nine multi-label metrics).
+
+    Raises:
+        MlferError: when a loss becomes NaN or infinite, naming the epoch and batch; the last
+            saved state is the one of the epoch before.
+    """
+    start, history = load_state(run_dir, objects) if run_dir is not None else (0, [])
+    where = f"epoch {start} in {run_dir / LAST_DIR}" if run_dir is not None and start else "none saved"
+    for epoch in tqdm(range(start + 1, config.epochs + 1), desc=name, initial=start, total=config.epochs,
+                      disable=not progress):
+        totals = _train_epoch(module, train_batches, objects.optimizer, loss_fn, device, progress)
+        rates = {f"lr_{group['name']}": group["lr"] for group in objects.optimizer.param_groups}
+        objects.scheduler.step()
+        evaluation = evaluate(module, test_batches, device, loss_fn)
+        _check_finite(totals, evaluation.loss, epoch, where)
+        history.append({
+            "run": name,
+            "epoch": epoch,
+            "train_loss": float(totals[:-1].sum() / totals[-1]),
+            "test_loss": evaluation.loss,
+            **rates,
+            **metrics_fn(evaluation),
+        })
+        if run_dir is not None:
+            save_state(run_dir, epoch, history, objects)
+            where = f"epoch {epoch} in {run_dir / LAST_DIR}"
+    return history
