@@ -69,7 +69,8 @@ def test_table_and_sampling_match_real_raf_ml(shared_data):
     real = (np.load(path) >= 1 / 6).astype(np.uint8)
     real_sets, real_counts = np.unique(real, axis=0, return_counts=True)
     sets, counts = read_label_table()
-    assert dict(zip(map(tuple, real_sets.tolist()), real_counts.tolist())) == dict(zip(map(tuple, sets.tolist()), counts.tolist()))
+    as_dict = lambda rows, numbers: dict(zip(map(tuple, rows.tolist()), numbers.tolist()))  # noqa: E731
+    assert as_dict(real_sets, real_counts) == as_dict(sets, counts)
     sampled = sample_label_sets(2000, np.random.default_rng(1))
     assert np.abs(conditional_cooccurrence(sampled) - conditional_cooccurrence(real)).max() < 0.05
 

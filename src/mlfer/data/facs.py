@@ -226,7 +226,8 @@ def _xy(x: np.ndarray | float, y: np.ndarray | float) -> np.ndarray:
     return np.stack(np.broadcast_arrays(x, y), axis=-1)
 
 
-def _ellipse(cx, cy, rx, ry, count: int = 24) -> np.ndarray:
+def _ellipse(cx: np.ndarray | float, cy: np.ndarray | float, rx: float, ry: float, count: int = 24) -> np.ndarray:
+    """Polygon (N, count, 2) of ellipses with centres (cx, cy), each (N, 1) or scalar."""
     theta = np.linspace(0, 2 * np.pi, count, endpoint=False)
     return _xy(cx + rx * np.cos(theta), cy + ry * np.sin(theta))
 

@@ -24,6 +24,7 @@ from mlfer.expressions import EXPRESSIONS, NUM_EXPRESSIONS
 
 #: Distinct RAF-ML label sets (binarised at >= 1/6) and their image counts.
 LABEL_TABLE = Path(__file__).resolve().parents[1] / "resources" / "raf_ml_cooccurrence.csv"
+#: Share of ``synthetic_dataset`` rows in the test split.
 TEST_FRACTION = 0.2
 #: Side of the grid backgrounds are computed on before being resized to the image.
 BACKGROUND_SIZE = 48
@@ -82,7 +83,8 @@ def read_label_table(path: Path = LABEL_TABLE) -> tuple[np.ndarray, np.ndarray]:
             raise MlferError(f"expected {len(header)} values, got {len(row)}", path=path, line=line)
         for name, cell in zip(header, row):
             if not cell.strip().isdigit() or (name != "count" and int(cell) > 1):
-                raise MlferError(f"{cell!r} is not {'a count' if name == 'count' else '0 or 1'}", path=path, line=line, field=name)
+                expected = "a count" if name == "count" else "0 or 1"
+                raise MlferError(f"{cell!r} is not {expected}", path=path, line=line, field=name)
         sets.append([int(cell) for cell in row[:-1]])
         counts.append(int(row[-1]))
     if not counts or sum(counts) == 0:
@@ -153,7 +155,8 @@ def _backgrounds(rng: np.random.Generator, n: int, size: int) -> list[Image.Imag
     for slot in range(2):
         frequency = (rng.uniform(2, 25, (2, n, 1, 1)) * rng.choice([-1, 1], (2, n, 1, 1))).astype(np.float32)
         phase = rng.uniform(0, 2 * np.pi, (n, 1, 1)).astype(np.float32)
-        amplitude = rng.uniform(5, 35, (n, 1, 1, 1)) * rng.uniform(0.3, 1, (n, 1, 1, 3)) * (slot < waves)[:, None, None, None]
+        amplitude = rng.uniform(5, 35, (n, 1, 1, 1)) * rng.uniform(0.3, 1, (n, 1, 1, 3))
+        amplitude *= (slot < waves)[:, None, None, None]
         images += amplitude.astype(np.float32) * np.sin(frequency[0] * xx + frequency[1] * yy + phase)[..., None]
     coarse = np.clip(images, 0, 255).astype(np.uint8)
     return [Image.fromarray(image).resize((size, size), Image.BILINEAR) for image in coarse]
@@ -176,7 +179,8 @@ def _to_pixels(points: np.ndarray, matrices: np.ndarray, centres: np.ndarray) ->
     return pixels.reshape(points.shape)
 
 
-def _draw(canvases: list[Image.Image], sketch: Sketch, matrices: np.ndarray, centres: np.ndarray, scales: np.ndarray) -> None:
+def _draw(canvases: list[Image.Image], sketch: Sketch, matrices: np.ndarray, centres: np.ndarray,
+          scales: np.ndarray) -> None:
     """Draw every shape of ``sketch`` on the canvas of each face where it is present."""
     prepared = []
     for shape in sketch.shapes:
@@ -218,9 +222,8 @@ def _render(rng: np.random.Generator, labels: np.ndarray, size: int) -> tuple[np
 def render_faces(labels: np.ndarray, seed: int = 0, size: int = 128) -> SyntheticFaces:
     """Draw one face per row of ``labels`` (N, 6) in RAF order.
 
-    Identities, poses, backgrounds, lighting and noise depend only on ``seed``, the row's
-    position and ``size``, not on the labels: the same seed shows the same people with
-    other expressions.
+    Identities, poses, backgrounds, lighting and noise depend on ``seed``, N and ``size``
+    but not on the labels: the same seed and N show the same people with other expressions.
 
     Args:
         labels: (N, 6) 0/1 label sets (a row of zeros gives a neutral face).
