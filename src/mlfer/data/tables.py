@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import tokenize
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,12 +42,15 @@ def check_features(features: np.ndarray, path: Path, field: str = "features") ->
         raise MlferError(f"expected a non-empty N x D matrix, got shape {features.shape}", path=path, field=field)
     if features.dtype.kind != "f":
         raise MlferError(f"expected float values, got {features.dtype}", path=path, field=field)
-    bad = np.flatnonzero(~np.isfinite(features).all(axis=1))
+    with np.errstate(over="ignore"):
+        values = features.astype(np.float32)  # checked after the cast: 1e308 becomes infinity
+    bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
     if bad.size:
         raise MlferError(
-            f"row {bad[0]} (0-based) holds NaN or infinity ({bad.size} such rows)", path=path, field=field
+            f"row {bad[0]} (0-based) holds NaN or infinity, or a number too large for float32 ({bad.size} such rows)",
+            path=path, field=field,
         )
-    return features.astype(np.float32)
+    return values
 
 
 def check_binary(labels: np.ndarray, path: Path, field: str = "labels") -> np.ndarray:
@@ -75,18 +80,29 @@ def _check_split(split: np.ndarray, path: Path) -> np.ndarray:
     return split
 
 
+#: What numpy and zipfile raise on a damaged .npy or .npz file (collected by fuzzing); MemoryError
+#: comes from a header declaring a huge shape, RuntimeError from a member flagged as encrypted.
+ARRAY_FILE_ERRORS = (
+    OSError, ValueError, EOFError, MemoryError, RuntimeError, SyntaxError, tokenize.TokenError, zipfile.BadZipFile,
+    zlib.error,
+)
+
+
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
     try:
         loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+    except ARRAY_FILE_ERRORS as error:
         raise MlferError(f"cannot read the .npz archive ({error})", path=path) from error
     if not isinstance(loaded, np.lib.npyio.NpzFile):
         raise MlferError("expected an .npz archive (numpy.savez), got a single array", path=path)
+    arrays: dict[str, np.ndarray] = {}
     with loaded:
-        try:
-            return {key: loaded[key] for key in loaded.files}
-        except (OSError, ValueError, zipfile.BadZipFile) as error:
-            raise MlferError(f"cannot read the .npz archive ({error})", path=path) from error
+        for key in loaded.files:
+            try:
+                arrays[key] = loaded[key]
+            except ARRAY_FILE_ERRORS as error:
+                raise MlferError(f"cannot read the array ({error})", path=path, field=key) from error
+    return arrays
 
 
 def read_features(path: Path) -> LabelledData:
@@ -103,6 +119,9 @@ def read_features(path: Path) -> LabelledData:
     features = check_features(arrays["features"], path)
     labels = check_binary(arrays["labels"], path)
     count = len(features)
+    for key in ("split", "folds", "ids"):
+        if key in arrays and arrays[key].ndim != 1:
+            raise MlferError(f"expected one value per row, got shape {arrays[key].shape}", path=path, field=key)
     for key, value in arrays.items():
         if key in ("labels", "split", "folds", "ids") and len(value) != count:
             raise MlferError(f"{len(value)} rows, but features has {count}", path=path, field=key)
