@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mlfer.data.tables import ARRAY_FILE_ERRORS
 from mlfer.errors import MlferError
 from mlfer.expressions import EXPRESSIONS, canonical_name
 from mlfer.graph import LabelGraph, first_non_binary, format_table
@@ -104,7 +105,7 @@ def _read_npy(path: Path) -> np.ndarray:
     """A numeric N x 6 array from a .npy file."""
     try:
         values = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
+    except ARRAY_FILE_ERRORS as error:
         raise MlferError(f"not a readable .npy array ({error})", path=path) from error
     if values.ndim != 2 or values.shape[1] != len(EXPRESSIONS):
         raise MlferError(f"expected an N x {len(EXPRESSIONS)} matrix, got shape {values.shape}", path=path)
