@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -16,6 +17,9 @@ from mlfer.fileio import write_text_atomic
 from mlfer.model import ModelConfig
 
 MODES: tuple[str, ...] = ("frozen", "finetune")
+#: What ``yaml.safe_load`` raises on bad text: YAMLError, ValueError for impossible dates
+#: (``2020-99-99``), RecursionError for deep nesting (found by fuzzing).
+YAML_ERRORS = (yaml.YAMLError, ValueError, RecursionError)
 
 
 @dataclass
@@ -112,7 +116,7 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
             raise MlferError(f"expected key=value, got {item!r}", field="--set")
         try:
             parsed[key.strip()] = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError as error:
+        except YAML_ERRORS as error:
             raise MlferError(f"cannot parse the value of {item!r}: {error}", field="--set") from error
     return parsed
 
@@ -137,9 +141,12 @@ def config_to_dict(config: RunConfig) -> dict[str, Any]:
 
 def config_from_dict(data: dict[str, Any]) -> RunConfig:
     """Inverse of :func:`config_to_dict`, with the same checks as overrides."""
-    flat = {key: value for key, value in data.items() if key not in ("model", "train")}
+    flat = {str(key): value for key, value in data.items() if key not in ("model", "train")}
     for section in ("model", "train"):
-        flat.update({f"{section}.{key}": value for key, value in (data.get(section) or {}).items()})
+        settings = data.get(section) or {}
+        if not isinstance(settings, dict):
+            raise MlferError(f"expected a mapping of settings, got {settings!r}", field=section)
+        flat.update({f"{section}.{key}": value for key, value in settings.items()})
     return config_from_flat(flat)
 
 
@@ -154,12 +161,16 @@ def load_config(path: str | Path) -> RunConfig:
     if not path.is_file():
         raise MlferError("config file not found", path=path)
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise MlferError(f"not valid YAML: {error}", path=path) from error
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (*YAML_ERRORS, OSError) as error:
+        mark = getattr(error, "problem_mark", None)
+        raise MlferError(f"not valid YAML: {error}", path=path, line=None if mark is None else mark.line + 1) from error
     if not isinstance(data, dict):
         raise MlferError("expected a mapping of settings", path=path)
-    return config_from_dict(data)
+    try:
+        return config_from_dict(data)
+    except MlferError as error:
+        raise MlferError(str(error).removeprefix(f"{error.field}: "), path=path, field=error.field) from None
 
 
 def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
@@ -187,7 +198,7 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
             items = value if isinstance(value, list) else str(value).split(",")
             try:
                 return [int(item) for item in items if str(item).strip()]
-            except ValueError:
+            except (TypeError, ValueError, OverflowError):
                 break
         if option is bool and isinstance(value, bool):
             return value
@@ -195,9 +206,12 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
             return value
         if option is float and not isinstance(value, bool):
             try:
-                return float(value)  # YAML reads "1e-6" (no dot) as a string
-            except (TypeError, ValueError):
-                pass
+                number = float(value)  # YAML reads "1e-6" (no dot) as a string
+            except (TypeError, ValueError, OverflowError):
+                continue
+            if not math.isfinite(number):
+                raise MlferError(f"{value!r} is not a finite number", field=key)
+            return number
         if option is str:
             return str(value)
     raise MlferError(f"{value!r} is not a valid {getattr(hint, '__name__', hint)}", field=key)
