@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def _open_text(path: Path) -> Iterator[str]:
         opener = gzip.open if compressed else open
         with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
             yield from handle
-    except (OSError, EOFError) as error:
+    except (OSError, EOFError, zlib.error) as error:  # zlib.error: damaged compressed data
         reason = getattr(error, "strerror", None) or error
         raise MlferError(f"cannot read word vectors: {reason}", path=path) from error
 
@@ -100,10 +101,14 @@ def load_glove(path: str | Path, words: Sequence[str] = LABEL_WORDS) -> np.ndarr
         word = _split_line(tokens, dim, path, number, first)
         if word in wanted and word not in found:
             try:
-                found[word] = np.array(tokens[-dim:], dtype=np.float32)
+                vector = np.array(tokens[-dim:], dtype=np.float32)
             except ValueError as error:
                 message = f"vector of {word!r} is not numeric ({error})"
                 raise MlferError(message, path=path, line=number) from error
+            if not np.isfinite(vector).all():
+                message = f"vector of {word!r} holds NaN or infinity (or a number too large for float32)"
+                raise MlferError(message, path=path, line=number)
+            found[word] = vector
             if len(found) == len(wanted):
                 break
     missing = [word for word in words if word not in found]
