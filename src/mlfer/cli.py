@@ -14,15 +14,16 @@ from mlfer.errors import MlferError
 
 #: Command modules, in the order ``mlfer --help`` lists them.
 COMMANDS: tuple[str, ...] = (
-    "mlfer.commands.align",
+    "mlfer.commands.train",
     "mlfer.commands.evaluate",
+    "mlfer.commands.ablate",
+    "mlfer.commands.pretrain_backbone",
+    "mlfer.commands.predict",
     "mlfer.commands.explain",
     "mlfer.commands.export",
+    "mlfer.commands.align",
     "mlfer.commands.graph",
-    "mlfer.commands.predict",
-    "mlfer.commands.pretrain_backbone",
     "mlfer.commands.summary",
-    "mlfer.commands.train",
 )
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mlfer.data import load_dataset
+from mlfer.data import LabelledData, load_dataset
 from mlfer.model import HEADS
-from mlfer.train.config import PRESETS, make_config, parse_overrides
+from mlfer.train.config import PRESETS, RunConfig, make_config, parse_overrides
 from mlfer.train.runs import train_runs
 from mlfer.train.setup import data_overrides
 
@@ -23,17 +23,9 @@ def seed_list(text: str) -> list[int]:
     return seeds
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``train`` parser."""
-    parser = subparsers.add_parser(
-        "train",
-        help="train a model on a dataset (each partition and seed) and evaluate it on the test rows",
-        description="Train on every partition (the official split, or each fold) and seed; write the config, "
-        "models, graph, per-epoch history, metrics (mean and std over runs) and environment to --out. "
-        "See docs/training.md.",
-    )
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments shared by ``train`` and ``ablate``: data, preset, overrides, seeds, output."""
     parser.add_argument("--dataset", required=True, metavar="SPEC", help="dataset spec, e.g. raf-ml:DIR or features:FILE.npz")
-    parser.add_argument("--model", required=True, choices=HEADS, help="the classifier head")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="the paper's settings for a dataset")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting, e.g. train.epochs=20 or model.t1=0.2 (repeatable)")
@@ -48,18 +40,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
     parser.add_argument("--resume", action="store_true", help="continue the unfinished runs in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``train`` parser."""
+    parser = subparsers.add_parser(
+        "train",
+        help="train a model on a dataset (each partition and seed) and evaluate it on the test rows",
+        description="Train on every partition (the official split, or each fold) and seed; write the config, "
+        "models, graph, per-epoch history, metrics (mean and std over runs) and environment to --out. "
+        "See docs/training.md.",
+    )
+    parser.add_argument("--model", required=True, choices=HEADS, help="the classifier head")
+    add_run_arguments(parser)
     parser.set_defaults(handler=run)
+
+
+def resolve_config(args: argparse.Namespace, data: LabelledData, head: str) -> RunConfig:
+    """The run config of ``add_run_arguments``'s options for one head."""
+    overrides = {**data_overrides(data), "model.head": head, **parse_overrides(args.set)}
+    if args.deterministic:
+        overrides["train.deterministic"] = True
+    if args.seed is not None:
+        overrides["train.seed"] = args.seed
+    return make_config(args.preset, overrides, dataset=args.dataset, prototypes=args.prototypes, folds=args.folds)
 
 
 def run(args: argparse.Namespace) -> int:
     """Resolve the config, train every run, print the summary table."""
     data = load_dataset(args.dataset)
-    overrides = {**data_overrides(data), "model.head": args.model, **parse_overrides(args.set)}
-    if args.deterministic:
-        overrides["train.deterministic"] = True
-    if args.seed is not None:
-        overrides["train.seed"] = args.seed
-    config = make_config(args.preset, overrides, dataset=args.dataset, prototypes=args.prototypes, folds=args.folds)
+    config = resolve_config(args, data, args.model)
     seeds = args.seeds or [config.train.seed]
     results = train_runs(config, args.out, seeds, resume=args.resume, cache_dir=args.cache, data=data,
                          progress=not args.quiet)
