@@ -60,14 +60,17 @@ def _flag(text: str) -> bool:
     return text.lower() in ("1", "true", "yes")
 
 
-def _read_synthetic(target: str, seed: int = 0, single_label: bool = False) -> LabelledData:
+def _read_synthetic(target: str, seed: int = 0, single_label: bool = False, size: int = 128) -> LabelledData:
     """Faces generated in memory by :mod:`mlfer.data.synthetic` (``synthetic[:N]``); with
-    ``single_label=1`` each face shows one basic expression (for prototypes and pretraining)."""
+    ``single_label=1`` each face shows one basic expression (for prototypes and pretraining);
+    ``size`` is the side of the square images in pixels."""
     from mlfer.data.synthetic import synthetic_dataset
 
     if target and (not target.isdigit() or int(target) < 1):
         raise MlferError(f"synthetic:N needs a positive row count, got {target!r}", field="synthetic")
-    return synthetic_dataset(int(target) if target else SYNTHETIC_DEFAULT_SIZE, seed, single_label=single_label)
+    if size < 32:
+        raise MlferError(f"synthetic faces need size >= 32 pixels, got {size}", field="size")
+    return synthetic_dataset(int(target) if target else SYNTHETIC_DEFAULT_SIZE, seed, size=size, single_label=single_label)
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ KINDS: dict[str, DatasetKind] = {
     "features": DatasetKind(read_features, "file"),
     "csv": DatasetKind(read_csv, "file"),
     "folder": DatasetKind(read_folder, "folder"),
-    "synthetic": DatasetKind(_read_synthetic, "count", {"seed": _count, "single_label": _flag}),
+    "synthetic": DatasetKind(_read_synthetic, "count", {"seed": _count, "single_label": _flag, "size": _count}),
 }
 
 #: Options every kind accepts: ``folds=K`` gives rows without an official split K seeded folds.
