@@ -78,8 +78,7 @@ class Result:
         """The output rows of this frame: one per face, or one without a face."""
         base = {"input": self.frame.input, "frame": self.frame.frame}
         if not self.faces:
-            empty = dict.fromkeys(("face_id", "x", "y", "w", "h", "score", *EXPRESSIONS))
-            return [{**base, **empty, "face_detected": False, "predicted": "", "error": self.error}]
+            return [{**dict.fromkeys(COLUMNS), **base, "face_detected": False, "predicted": "", "error": self.error}]
         rows = []
         for face_id, (face, probabilities) in enumerate(zip(self.faces, self.probabilities)):
             x, y, w, h = (round(float(value), 2) for value in face.box)
