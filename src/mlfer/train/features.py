@@ -40,13 +40,17 @@ def image_loader(
     shuffle: bool = False,
     generator: torch.Generator | None = None,
 ) -> DataLoader:
-    """A DataLoader of ``(images, labels, rows)`` batches, unreadable images left out."""
+    """A DataLoader of ``(images, labels, rows)`` batches, unreadable images left out.
+
+    Its shuffling and worker seeds come from ``generator`` (default: a fresh one), never
+    from torch's global generator, so loading images leaves the global random state alone.
+    """
     workers = loader_workers()
     return DataLoader(
         ImageDataset(data, transform),
         batch_size=batch_size,
         shuffle=shuffle,
-        generator=generator,
+        generator=generator if generator is not None else torch.Generator().manual_seed(0),
         num_workers=workers,
         collate_fn=collate_skipping_failures,
         pin_memory=torch.cuda.is_available(),

@@ -216,6 +216,8 @@ def fit(
     """
     start, history = load_state(run_dir, objects) if run_dir is not None else (0, [])
     where = f"epoch {start} in {run_dir / LAST_DIR}" if run_dir is not None and start else "none saved"
+    if start:
+        print(f"{name}: resuming after {where}")
     for epoch in tqdm(range(start + 1, config.epochs + 1), desc=name, initial=start, total=config.epochs,
                       disable=not progress):
         totals = _train_epoch(module, train_batches, objects.optimizer, loss_fn, device, progress)
