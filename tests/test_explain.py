@@ -1,0 +1,80 @@
+"""Grad-CAM: the maths against a hook-based reference, the Fig. 7 figure, localisation on synthetic faces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from test_predict import IMAGE_SIZE, NO_FACE, make_checkpoint
+
+from mlfer.checkpoint import load_model
+from mlfer.cli import main
+from mlfer.errors import MlferError
+from mlfer.explain import grad_cam
+from mlfer.model import ModelConfig, build_model
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    torch.set_num_threads(1)
+    folder = tmp_path_factory.mktemp("explain")
+    return make_checkpoint(folder / "baseline", head="baseline"), make_checkpoint(folder / "svml", seed=1)
+
+
+def _reference_grad_cam(model: torch.nn.Module, image: torch.Tensor, index: int) -> np.ndarray:
+    """Grad-CAM the textbook way: a forward hook on layer4, backward from one logit of one image."""
+    stored = {}
+    hook = model.backbone.body.layer4.register_forward_hook(lambda module, inputs, output: stored.update(a=output))
+    try:
+        logits = model(image[None])
+    finally:
+        hook.remove()
+    activations = stored["a"]
+    (gradients,) = torch.autograd.grad(logits[0, index], activations)
+    cam = F.relu((gradients.mean(dim=(2, 3), keepdim=True) * activations).sum(dim=1, keepdim=True))
+    cam = F.interpolate(cam, size=image.shape[-2:], mode="bilinear", align_corners=False)[0, 0].detach()
+    return (cam / cam.max() if cam.max() > 0 else cam).numpy()
+
+
+@pytest.mark.parametrize("head", ["baseline", "svml-rgcn"])
+def test_grad_cam_matches_a_hook_based_reference(checkpoints: tuple[Path, Path], head: str) -> None:
+    model = load_model(checkpoints[head != "baseline"])
+    images = torch.randn(2, 3, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(0))
+    maps, probabilities = grad_cam(model, images)
+    assert maps.shape == (2, 6, IMAGE_SIZE, IMAGE_SIZE) and maps.min() >= 0 and maps.max() <= 1
+    with torch.no_grad():
+        np.testing.assert_allclose(probabilities, torch.sigmoid(model(images)).numpy(), atol=1e-5)
+    for sample in range(2):
+        for index in range(6):
+            np.testing.assert_allclose(maps[sample, index], _reference_grad_cam(model, images[sample], index), atol=1e-4)
+
+
+def test_grad_cam_needs_a_convolutional_backbone() -> None:
+    model = build_model(ModelConfig(backbone="identity", feature_dim=8, head="baseline"))
+    with pytest.raises(MlferError, match="convolutional backbone"):
+        grad_cam(model, torch.zeros(1, 8))
+
+
+def test_explain_draws_one_row_per_checkpoint(checkpoints: tuple[Path, Path], shared_data: Path, tmp_path: Path) -> None:
+    photo = str(shared_data / "faces" / "0-f1-su-ph.jpg")
+    one, two = tmp_path / "one.png", tmp_path / "two.png"
+    assert main(["explain", "--checkpoint", str(checkpoints[1]), photo, "--out", str(one)]) == 0
+    assert main(["explain", "--checkpoint", str(checkpoints[0]), "--checkpoint", str(checkpoints[1]), photo, "--out", str(two)]) == 0
+    with Image.open(one) as first, Image.open(two) as second:
+        assert first.width == second.width and first.width > 3 * first.height
+        assert 1.8 < second.height / first.height < 2.2
+
+
+def test_explain_errors_name_the_image(checkpoints: tuple[Path, Path], shared_data: Path, tmp_path: Path, capsys) -> None:
+    out = str(tmp_path / "x.png")
+    no_face = shared_data / "faces" / NO_FACE
+    assert main(["explain", "--checkpoint", str(checkpoints[0]), str(no_face), "--out", out]) == 2
+    assert f"{no_face}: no face found in the image" in capsys.readouterr().err
+    group = shared_data / "faces" / "multi_face.jpg"
+    assert main(["explain", "--checkpoint", str(checkpoints[0]), str(group), "--face", "9", "--out", out]) == 2
+    assert "field '--face': the image has" in capsys.readouterr().err
+    assert not Path(out).exists()
