@@ -91,23 +91,33 @@ def prepare_out_dir(out_dir: Path, config: RunConfig, resume: bool) -> None:
     save_config(config, saved_path)
 
 
-def _prototype_source(
-    config: RunConfig, backbone: torch.nn.Module, seed: int, cache: FeatureCache | None, device: torch.device,
-    progress: bool,
-) -> PrototypeSource | None:
-    """The ``--prototypes`` dataset's features and labels, or None (use the training rows)."""
-    if config.prototypes is None:
-        return None
+@dataclass
+class _Extractor:
+    """One seed's backbone and where its features come from (the cache, or a pass over the images)."""
 
-    def source() -> tuple[torch.Tensor, np.ndarray]:
-        data = load_dataset(config.prototypes)
-        check_fits(config, data)
-        features = backbone_features(backbone, data, config.model, config.train.image_size, seed=seed, flip=False,
-                                     cache=cache, device=device, progress=progress)
-        keep = readable_rows(features, np.arange(len(data)), "prototype")
-        return features[keep], data.labels[keep]
+    config: RunConfig
+    backbone: torch.nn.Module
+    seed: int
+    cache: FeatureCache | None
+    device: torch.device
+    progress: bool
 
-    return source
+    def features(self, data: LabelledData, flip: bool = False) -> torch.Tensor:
+        """Features of every row of ``data`` (of the flipped images with ``flip``)."""
+        return backbone_features(self.backbone, data, self.config.model, self.config.train.image_size, seed=self.seed,
+                                 flip=flip, cache=self.cache, device=self.device, progress=self.progress)
+
+    def prototype_source(self, data: LabelledData | None = None, rows: np.ndarray | None = None) -> PrototypeSource:
+        """Features and labels of the readable ``rows`` of ``data`` (default: every row of the
+        ``--prototypes`` dataset), computed only when a head asks for them."""
+        def source() -> tuple[torch.Tensor, np.ndarray]:
+            chosen = data if data is not None else load_dataset(self.config.prototypes)
+            check_fits(self.config, chosen)
+            features = self.features(chosen)
+            keep = readable_rows(features, np.arange(len(chosen)) if rows is None else rows, "prototype")
+            return features[keep], chosen.labels[keep]
+
+        return source
 
 
 def _run_seed(
@@ -125,16 +135,11 @@ def _run_seed(
     if all(is_finished(out_dir / RUNS_DIR / name) for name in names):
         return [read_finished(out_dir / RUNS_DIR / name) for name in names]
     seed_everything(seed, config.train.deterministic)
-    backbone = build_backbone(config.model)
+    extractor = _Extractor(config, build_backbone(config.model), seed, cache, device, progress)
     frozen = config.train.mode == "frozen"
-
-    def features(flip: bool) -> torch.Tensor:
-        return backbone_features(backbone, data, config.model, config.train.image_size, seed=seed, flip=flip,
-                                 cache=cache, device=device, progress=progress)
-
-    plain = features(False) if frozen else None
-    flipped = features(True) if frozen and config.train.flip and not data.is_features else None
-    prototypes = _prototype_source(config, backbone, seed, cache, device, progress)
+    plain = extractor.features(data) if frozen else None
+    flipped = extractor.features(data, flip=True) if frozen and config.train.flip and not data.is_features else None
+    prototypes = extractor.prototype_source() if config.prototypes is not None else None
     results = []
     for partition, name in zip(partitions, names):
         run_dir = out_dir / RUNS_DIR / name
@@ -143,7 +148,7 @@ def _run_seed(
             continue
         if len(partition.test) == 0 or len(partition.train) == 0:
             raise MlferError(f"partition {partition.name} has no training or no test rows", field=data.spec)
-        common = {"seed": seed, "backbone": backbone, "name": name, "run_dir": run_dir, "device": device,
+        common = {"seed": seed, "backbone": extractor.backbone, "name": name, "run_dir": run_dir, "device": device,
                   "progress": progress}
         if frozen:
             train_rows = readable_rows(plain, partition.train, "training")
@@ -152,23 +157,9 @@ def _run_seed(
             test = FeatureSet(plain[test_rows], data.labels[test_rows])
             results.append(train_on_features(config, train, test, prototypes=prototypes, **common))
         else:
-            source = prototypes or _training_images(config, data, partition.train, backbone, seed, cache, device, progress)
+            source = prototypes or extractor.prototype_source(data, partition.train)
             results.append(train_finetune(config, data, partition, source, **common))
     return results
-
-
-def _training_images(
-    config: RunConfig, data: LabelledData, rows: np.ndarray, backbone: torch.nn.Module, seed: int,
-    cache: FeatureCache | None, device: torch.device, progress: bool,
-) -> PrototypeSource:
-    """Finetune mode's default prototype source: backbone features of the training images."""
-    def source() -> tuple[torch.Tensor, np.ndarray]:
-        features = backbone_features(backbone, data, config.model, config.train.image_size, seed=seed, flip=False,
-                                     cache=cache, device=device, progress=progress)
-        keep = readable_rows(features, rows, "training")
-        return features[keep], data.labels[keep]
-
-    return source
 
 
 def _draw_graph(graph: LabelGraph, path: Path) -> None:
