@@ -301,6 +301,8 @@ class Recognizer:
         empty = np.zeros((0, len(EXPRESSIONS)))
         if frame.image is None:
             return Result(frame, [], empty, self.thresholds, frame.error)
+        if frame.image.size == 0:
+            return Result(frame, [], empty, self.thresholds, f"{frame.input}: the image is empty")
         try:
             faces = self.detector.detect(frame.image)
             aligned = [align_face(frame.image, face, self.image_size) for face in faces]
