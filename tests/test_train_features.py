@@ -22,7 +22,7 @@ from mlfer.model import HEADS
 from mlfer.train.config import RunConfig, load_config, make_config, parse_overrides
 from mlfer.train.runner import FeatureSet, train_on_features
 from mlfer.train.runs import train_runs
-from mlfer.train.setup import data_overrides
+from mlfer.train.setup import data_overrides, prototypes_with_fallback
 from mlfer.train.state import LAST_DIR, saved_epoch
 
 #: A small graph head, so that a test epoch takes milliseconds.
@@ -176,3 +176,27 @@ def test_feature_vectors_refuse_an_image_backbone(npz: Path, tmp_path: Path, cap
             "--out", str(tmp_path / "out")]
     assert main(args) == 2
     assert "identity" in capsys.readouterr().err
+
+
+def test_a_class_without_single_label_rows_takes_the_mean_of_the_rows_carrying_it() -> None:
+    labels = np.array([[1, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0],
+                       [0, 0, 0, 1, 0, 0], [0, 0, 0, 0, 1, 0], [0, 1, 0, 0, 0, 1], [1, 0, 0, 0, 0, 1]])
+    features = torch.arange(14, dtype=torch.float32).reshape(7, 2)
+    with pytest.warns(UserWarning, match="no single-label row for anger"):
+        prototypes = prototypes_with_fallback(features, labels)
+    assert torch.equal(prototypes[5], (features[5] + features[6]) / 2)
+    assert torch.equal(prototypes[:5], features[:5])
+
+
+def test_jaffe_lbp_features_train_on_five_folds(shared_data: Path, tmp_path: Path) -> None:
+    data = load_dataset(f"ldl:{shared_data / 'jaffe' / 'jaffe.mat'}?preset=jaffe")
+    config = make_config("jaffe", {**data_overrides(data), "model.head": "svml-rgcn", "model.mfb_o": 64,
+                                   "train.epochs": 2}, dataset=data.spec)
+    with pytest.warns(UserWarning, match="no single-label row for fear"):  # JAFFE has none
+        results = train_runs(config, tmp_path / "out", data=data, progress=False)
+    assert [run.name for run in results.runs] == [f"fold{k}-seed0" for k in range(5)]
+    assert sum(len(run.history) for run in results.runs) == 10
+    table = results.table()
+    assert np.isfinite(table.loc["mean", ["hamming_loss", "micro_auc", "macro_auc"]].to_numpy(float)).all()
+    # The graph of each fold comes from its training rows only: 4/5 of JAFFE's 213 images.
+    assert all(abs(int(run.graph.label_counts.sum()) - 0.8 * 367) < 30 for run in results.runs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ from torch import nn
 
 from mlfer.data.dataset import LabelledData
 from mlfer.errors import MlferError
+from mlfer.expressions import EXPRESSIONS
 from mlfer.graph import LabelGraph
 from mlfer.model import MultiLabelModel, build_model, uses_prototypes
 from mlfer.nodes import visual_prototypes, word_vectors
@@ -66,6 +68,29 @@ def single_label_rows(labels: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.asarray(labels).sum(axis=1) == 1)
 
 
+def prototypes_with_fallback(features: torch.Tensor, labels: np.ndarray) -> torch.Tensor:
+    """The visual prototypes of eq. 5, mean features of each class's single-label rows.
+
+    A class that has no single-label row (JAFFE has none for fear) falls back, with a
+    warning, to the mean feature of the rows that carry it among other labels.
+
+    Args:
+        features: (N, D) backbone features.
+        labels: (N, C) 0/1 labels.
+    """
+    labels = np.asarray(labels)
+    single = labels.sum(axis=1) == 1
+    missing = [c for c in range(labels.shape[1]) if not (single & (labels[:, c] == 1)).any()]
+    if not missing:
+        return visual_prototypes(features, labels)
+    names = ", ".join(EXPRESSIONS[c] for c in missing)
+    warnings.warn(f"no single-label row for {names}: its visual prototype is the mean of the rows that carry it",
+                  stacklevel=2)
+    rows = [np.flatnonzero(single), *(np.flatnonzero(labels[:, c] == 1) for c in missing)]
+    one_hot = [labels[single], *(np.eye(labels.shape[1], dtype=labels.dtype)[[c] * len(r)] for c, r in zip(missing, rows[1:]))]
+    return visual_prototypes(torch.as_tensor(features)[np.concatenate(rows)], np.concatenate(one_hot))
+
+
 def build_run_model(
     config: RunConfig,
     train_labels: np.ndarray,
@@ -80,13 +105,13 @@ def build_run_model(
         train_labels: (N, C) 0/1 labels of the training rows: the co-occurrence graph (eq. 3-4).
         vectors: (C, d) label word vectors.
         prototypes: called, only for heads that use them, for the features and labels the
-            visual prototypes (eq. 5) are averaged over.
+            visual prototypes (eq. 5) are averaged over (see :func:`prototypes_with_fallback`).
         backbone: a built backbone whose weights the model takes (default: the config's).
     """
     model_config = config.model
     graph = LabelGraph.from_labels(train_labels, model_config.t1, model_config.t2)
     adjacency = graph.mlgcn_adjacency(model_config.p) if model_config.head == "svml-gcn" else graph.relation_adjacency()
-    visual = visual_prototypes(*prototypes()) if uses_prototypes(model_config.head) else None
+    visual = prototypes_with_fallback(*prototypes()) if uses_prototypes(model_config.head) else None
     model = build_model(model_config, adjacency, vectors, visual, load_backbone_weights=backbone is None)
     if backbone is not None:
         model.backbone.load_state_dict(backbone.state_dict())
