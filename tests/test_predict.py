@@ -160,8 +160,9 @@ def test_glob_patterns_and_bad_arrays(recognizer: Recognizer, shared_data: Path)
     rows = recognizer.predict([str(shared_data / "faces" / "0-f1-*.jpg"), str(shared_data / "nowhere" / "*.png")])
     assert rows["input"].tolist() == [str(shared_data / "faces" / "0-f1-su-ph.jpg"), str(shared_data / "nowhere" / "*.png")]
     assert rows["error"].tolist()[1].endswith("no file matches the pattern")
-    bad = recognizer.predict(np.zeros((8, 8), dtype=np.uint8))
+    bad = recognizer.predict([np.zeros((8, 8), dtype=np.uint8), np.zeros((0, 0, 3), dtype=np.uint8)])
     assert bad["error"].iloc[0].startswith("image: expected an RGB uint8 array")
+    assert bad["error"].iloc[1] == "<image 1>: the image is empty"
 
 
 def test_iter_predict_reads_inputs_lazily(recognizer: Recognizer, shared_data: Path) -> None:
