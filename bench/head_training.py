@@ -1,0 +1,199 @@
+"""Benchmark: training the svml-rgcn head on cached features at RAF-ML size, against the
+memory-traffic bound of its Adam steps.
+
+Every step updates all P head parameters with Adam, which at least reads the weight, the
+gradient and two moments and writes three of them: 7 x 4 bytes per parameter. The bound is
+the best time of ``Tensor.copy_`` of a 7 * 4 * P-byte buffer, measured in the same run.
+The step time is the real engine's (:func:`mlfer.train.runner.train_on_features`): the
+difference between a run of ``1 + k`` epochs and one of 1 epoch, divided by ``k`` epochs'
+steps, so set-up is left out and each epoch's test pass is kept.
+
+Run ``python bench/head_training.py --write`` for docs/benchmarks.md (section "Head
+training"); ``--full`` also times the whole 80-epoch schedule with ``mlfer train``;
+``--smoke`` runs a tiny version in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from benchdoc import copy_seconds, machine, write_section
+from torch.profiler import ProfilerActivity, profile
+
+from mlfer.cli import main as mlfer_main
+from mlfer.errors import MlferError
+from mlfer.model import count_parameters
+from mlfer.nodes import LABEL_WORDS
+from mlfer.train.config import RunConfig, make_config
+from mlfer.train.runner import FeatureSet, train_on_features
+from mlfer.train.setup import build_run_model, with_word_vectors
+
+#: Rows and dimensions: RAF-ML's training and test split, ResNet50 features, 300-d GloVe.
+FULL_SIZE = {"train_rows": 3926, "test_rows": 982, "dim": 2048, "word_dim": 300, "mfb_o": 1024, "epochs": 3}
+SMOKE_SIZE = {"train_rows": 96, "test_rows": 32, "dim": 32, "word_dim": 8, "mfb_o": 16, "epochs": 1}
+#: The paper's schedule (section 4.2).
+SCHEDULE_EPOCHS = 80
+
+
+@dataclass
+class Sizes:
+    """The benchmark's data and model sizes.
+
+    Args:
+        train_rows, test_rows: feature vectors to train and test on.
+        dim: their dimension D (also the graph layers' width).
+        word_dim: dimension of the random label word vectors.
+        mfb_o: MFB output size (the RAF-ML preset's 1024 at full size).
+        epochs: epochs timed beyond the first.
+    """
+
+    train_rows: int
+    test_rows: int
+    dim: int
+    word_dim: int
+    mfb_o: int
+    epochs: int
+
+
+def random_labels(rows: int, rng: np.random.Generator) -> np.ndarray:
+    """0/1 labels (rows, 6): one label per row plus each other one with probability 0.2,
+    so every class has single-label rows for its visual prototype (eq. 5)."""
+    labels = (rng.random((rows, len(LABEL_WORDS))) < 0.2).astype(np.float32)
+    labels[np.arange(rows), rng.integers(0, len(LABEL_WORDS), rows)] = 1.0
+    labels[: len(LABEL_WORDS)] = np.eye(len(LABEL_WORDS), dtype=np.float32)
+    return labels
+
+
+def feature_sets(sizes: Sizes, seed: int = 0) -> tuple[FeatureSet, FeatureSet]:
+    """Random non-negative features (as after ResNet's ReLU and pooling), with flipped copies."""
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
+    train = FeatureSet(torch.rand(sizes.train_rows, sizes.dim, generator=generator), random_labels(sizes.train_rows, rng),
+                       torch.rand(sizes.train_rows, sizes.dim, generator=generator))
+    test = FeatureSet(torch.rand(sizes.test_rows, sizes.dim, generator=generator), random_labels(sizes.test_rows, rng))
+    return train, test
+
+
+def write_word_vectors(path: Path, dim: int, seed: int = 0) -> Path:
+    """A GloVe-format text file of random ``dim``-d vectors for the six label words."""
+    rng = np.random.default_rng(seed)
+    lines = [word + " " + " ".join(f"{value:.5f}" for value in rng.standard_normal(dim)) for word in LABEL_WORDS]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def bench_config(sizes: Sizes, vectors: Path, epochs: int) -> RunConfig:
+    """The RAF-ML preset on ``sizes.dim``-d feature vectors with the given word vectors and MFB size."""
+    return make_config("raf-ml", {
+        "model.backbone": "identity", "model.feature_dim": sizes.dim, "model.word_vectors": str(vectors),
+        "model.mfb_o": sizes.mfb_o, "train.epochs": epochs, "train.device": "cpu",
+    })
+
+
+def head_parameters(config: RunConfig, train: FeatureSet) -> int:
+    """P, the trainable parameters of the head the config builds."""
+    config, vectors = with_word_vectors(config)
+    model, _ = build_run_model(config, train.labels, vectors, lambda: (train.features, train.labels))
+    return count_parameters(model.head)
+
+
+def run_seconds(config: RunConfig, train: FeatureSet, test: FeatureSet) -> float:
+    """Wall-clock time of one in-memory :func:`train_on_features` run."""
+    start = time.perf_counter()
+    train_on_features(config, train, test, seed=0)
+    return time.perf_counter() - start
+
+
+def where_time_goes(config: RunConfig, train: FeatureSet, test: FeatureSet, rows: int = 8) -> str:
+    """A markdown table of the operators taking the most CPU time over a one-epoch run."""
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        train_on_features(config, train, test, seed=0)
+    events = sorted(profiler.key_averages(), key=lambda event: event.self_cpu_time_total, reverse=True)
+    total = sum(event.self_cpu_time_total for event in events)
+    lines = ["| Operator | Calls | Self CPU (ms) | Share |", "|---|---|---|---|"]
+    for event in events[:rows]:
+        lines.append(f"| `{event.key}` | {event.count} | {event.self_cpu_time_total / 1e3:.0f} | "
+                     f"{event.self_cpu_time_total / total:.0%} |")
+    return "\n".join(lines)
+
+
+def full_schedule_seconds(sizes: Sizes, vectors: Path, folder: Path, epochs: int) -> float:
+    """Wall-clock time of ``mlfer train`` (svml-rgcn, RAF-ML preset, ``epochs`` epochs) on a
+    ``features:`` npz of the benchmark's sizes, with its run folder and per-epoch resume state."""
+    train, test = feature_sets(sizes)
+    npz = folder / "features.npz"
+    np.savez(npz, features=torch.cat([train.features, test.features]).numpy(),
+             labels=np.concatenate([train.labels, test.labels]),
+             split=np.array(["train"] * len(train.labels) + ["test"] * len(test.labels)))
+    command = ["train", "--model", "svml-rgcn", "--dataset", f"features:{npz}",
+               "--preset", "raf-ml", "--set", f"model.word_vectors={vectors}", "--set", f"model.mfb_o={sizes.mfb_o}", "--set", f"train.epochs={epochs}",
+               "--set", "train.device=cpu", "--cache", str(folder / "cache"), "--out", str(folder / "run"), "--quiet"]
+    start = time.perf_counter()
+    if mlfer_main(command) != 0:
+        raise MlferError("mlfer train failed", field="--full")
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; print its table and, with ``--write``, put it in docs/benchmarks.md."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, for the tests")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--epochs", type=int, help="epochs timed beyond the first (default 3, about 370 steps)")
+    parser.add_argument("--profile", action="store_true", help="also profile one epoch: where the time goes")
+    parser.add_argument("--full", action="store_true", help="also run the whole 80-epoch schedule with mlfer train")
+    parser.add_argument("--write", action="store_true", help="write the table to docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sizes = Sizes(**(SMOKE_SIZE if args.smoke else FULL_SIZE))
+    sizes.epochs = args.epochs or sizes.epochs
+    print(machine())
+    train, test = feature_sets(sizes)
+    steps_per_epoch = math.ceil(sizes.train_rows / 32)
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = Path(temporary)
+        vectors = write_word_vectors(folder / "words.txt", sizes.word_dim)
+        parameters = head_parameters(bench_config(sizes, vectors, 1), train)
+        bound = copy_seconds(7 * 4 * parameters)
+        run_seconds(bench_config(sizes, vectors, 1), train, test)  # warm-up: first-call costs
+        short = run_seconds(bench_config(sizes, vectors, 1), train, test)
+        long = run_seconds(bench_config(sizes, vectors, 1 + sizes.epochs), train, test)
+        bound = min(bound, copy_seconds(7 * 4 * parameters))
+        epoch = (long - short) / sizes.epochs
+        step = epoch / steps_per_epoch
+        estimate = short + (SCHEDULE_EPOCHS - 1) * epoch
+        rows = [
+            ("head parameters P", f"{parameters / 1e6:.2f} M"),
+            ("steps timed", f"{sizes.epochs * steps_per_epoch} ({sizes.epochs} epochs of {steps_per_epoch})"),
+            ("training step (engine)", f"{step * 1e3:.1f} ms"),
+            ("bound: copy of 7 x 4 x P bytes", f"{bound * 1e3:.1f} ms"),
+            ("step / bound", f"{step / bound:.2f}"),
+            (f"{SCHEDULE_EPOCHS}-epoch schedule, extrapolated", f"{estimate / 60:.1f} min"),
+        ]
+        if args.full:
+            epochs = 1 if args.smoke else SCHEDULE_EPOCHS
+            full = full_schedule_seconds(sizes, vectors, folder, epochs)
+            rows.append((f"`mlfer train`, {epochs} epochs, measured", f"{full / 60:.1f} min"))
+        table = "\n".join(["| Quantity | Value |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)])
+        print(table)
+        profile_table = where_time_goes(bench_config(sizes, vectors, 1), train, test) if args.profile else ""
+        if profile_table:
+            print(profile_table)
+    if args.write and not args.smoke:
+        body = table + ("\n\nWhere a one-epoch run spends its CPU time (torch.profiler):\n\n" + profile_table
+                        if profile_table else "")
+        write_section("Head training", body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
