@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from mlfer.data.images import IMAGE_SUFFIXES, read_image
 from mlfer.errors import MlferError
 from mlfer.faces.align import MIN_SIZE, TEMPLATE_SIZE, align_face
 from mlfer.faces.detect import FaceDetector
+from mlfer.fileio import atomic_path
 
 REPORT_NAME = "align_report.csv"
 
@@ -92,11 +92,11 @@ def output_path(dst: Path, relative: Path, index: int | None = None) -> Path:
 
 
 def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through ``write`` to a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    write(partial)
-    os.replace(partial, path)
+    """Write through ``write`` to a hidden temporary file beside ``path``, then rename it into
+    place (:func:`mlfer.fileio.atomic_path`: a kill leaves no visible partial file, a full disk
+    an MlferError)."""
+    with atomic_path(path) as temporary:
+        write(temporary)
 
 
 def save_png(image: np.ndarray, path: Path) -> None:
