@@ -148,20 +148,34 @@ def iter_inputs(inputs: Input | Iterable[Input], every: int = 1) -> Iterator[Fra
     ``error`` set.
 
     Args:
-        inputs: one input or an iterable of them (paths, PIL images, RGB uint8 arrays).
+        inputs: one input or an iterable of them (paths, PIL images, RGB uint8 arrays, or
+            the sources of :func:`iter_sources`).
         every: keep one video frame in ``every``.
     """
     if every < 1:
         raise MlferError(f"must be at least 1, got {every}", field="every")
+    for source in iter_sources(inputs):
+        if isinstance(source, Frame):
+            yield source
+        else:
+            yield from _file_frames(source, every)
+
+
+def iter_sources(inputs: Input | Iterable[Input | Frame]) -> Iterator[Path | Frame]:
+    """Expand inputs into sources, in order, decoding nothing: the files to read (a still
+    image or a whole video each), and frames already made (in-memory images, and inputs
+    that cannot be read). Under torchrun, ``mlfer predict`` shares the sources out."""
     if isinstance(inputs, str | Path | Image.Image | np.ndarray):
         inputs = [inputs]
     for number, item in enumerate(inputs):
-        if isinstance(item, Image.Image):
+        if isinstance(item, Frame):
+            yield item
+        elif isinstance(item, Image.Image):
             yield Frame(f"<image {number}>", 0, np.asarray(to_rgb(item)))
         elif isinstance(item, np.ndarray):
             yield _array_frame(item, f"<image {number}>")
         elif isinstance(item, str | Path):
-            yield from _path_frames(item, every)
+            yield from _path_sources(item)
         else:
             raise MlferError(f"cannot read a {type(item).__name__}; pass paths, PIL images or RGB arrays", field="inputs")
 
@@ -173,22 +187,21 @@ def _array_frame(array: np.ndarray, name: str) -> Frame:
         return Frame(name, 0, None, str(error))
 
 
-def _path_frames(item: str | Path, every: int) -> Iterator[Frame]:
+def _path_sources(item: str | Path) -> Iterator[Path | Frame]:
     path = Path(item)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
         if not files:
             yield Frame(str(path), 0, None, str(MlferError("the folder holds no image or video file", path=path)))
-        for file in files:
-            yield from _file_frames(file, every)
+        yield from files
     elif path.exists():
-        yield from _file_frames(path, every)
+        yield path
     elif glob.has_magic(str(item)):
         matches = sorted(Path(match) for match in glob.glob(str(item), recursive=True))
         if not matches:
             yield Frame(str(item), 0, None, str(MlferError("no file matches the pattern", path=item)))
         for match in matches:
-            yield from _path_frames(match, every)
+            yield from _path_sources(match)
     else:
         yield Frame(str(path), 0, None, str(MlferError("no such file or folder", path=path)))
 
@@ -209,9 +222,12 @@ def _file_frames(path: Path, every: int) -> Iterator[Frame]:
         yield Frame(str(path), next_frame, None, str(error))
 
 
-def load_for_inference(directory: str | Path, thresholds: str = "default") -> tuple[MultiLabelModel, int, np.ndarray]:
-    """A checkpoint's model, input image size (``train.image_size``) and ``default``/``tuned`` thresholds."""
-    model = load_model(directory)
+def load_for_inference(
+    directory: str | Path, thresholds: str = "default", device: str | torch.device = "cpu"
+) -> tuple[MultiLabelModel, int, np.ndarray]:
+    """A checkpoint's model (on ``device``), input image size (``train.image_size``) and
+    ``default``/``tuned`` thresholds."""
+    model = load_model(directory, device)
     return model, load_config(Path(directory) / CONFIG_FILE).train.image_size, choose_thresholds(thresholds, directory)
 
 
@@ -253,10 +269,15 @@ class Recognizer:
 
     @classmethod
     def from_checkpoint(
-        cls, directory: str | Path, thresholds: str = "default", detector: FaceDetector | None = None, batch_size: int = 32
+        cls,
+        directory: str | Path,
+        thresholds: str = "default",
+        detector: FaceDetector | None = None,
+        batch_size: int = 32,
+        device: str | torch.device = "cpu",
     ) -> Recognizer:
-        """Load a checkpoint folder with its image size and ``default`` or ``tuned`` thresholds."""
-        model, image_size, values = load_for_inference(directory, thresholds)
+        """Load a checkpoint folder (onto ``device``) with its image size and ``default`` or ``tuned`` thresholds."""
+        model, image_size, values = load_for_inference(directory, thresholds, device)
         return cls(model, detector, values, batch_size, image_size)
 
     def classify(self, faces: list[np.ndarray]) -> np.ndarray:

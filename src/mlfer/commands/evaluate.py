@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from mlfer.fileio import write_text_atomic
+from mlfer.train.distributed import is_main, process_group
 from mlfer.train.evaluate import evaluate_checkpoint
 from mlfer.train.runner import json_metrics
 
@@ -27,8 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate, print one metric per line, write the JSON file."""
-    metrics = evaluate_checkpoint(args.checkpoint, args.dataset, args.device)
+    """Evaluate (under torchrun, each process its shard), print one metric per line, write the JSON file."""
+    with process_group(args.device):
+        metrics = evaluate_checkpoint(args.checkpoint, args.dataset, args.device)
+        main = is_main()
+    if not main:
+        return 0
     for name, value in metrics.items():
         print(f"{name:>18}  {value:.4f}")
     if args.out is not None:

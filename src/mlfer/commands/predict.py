@@ -16,7 +16,9 @@ from tqdm import tqdm
 from mlfer.errors import MlferError
 from mlfer.faces import FaceDetector
 from mlfer.fileio import atomic_path
-from mlfer.predict import COLUMNS, DTYPES, Recognizer, Result, annotate
+from mlfer.predict import COLUMNS, DTYPES, Recognizer, Result, annotate, iter_sources
+from mlfer.shards import write_merged
+from mlfer.train.distributed import is_main, process_group, rank, rank_block, world_size
 from mlfer.video import is_video
 
 #: Output formats by file suffix.
@@ -52,16 +54,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="0.5 for every expression, or the checkpoint's thresholds.json (tuned on validation)")
     parser.add_argument("--min-score", type=float, default=0.5, metavar="S",
                         help="drop face detections scoring below S (default 0.5)")
+    parser.add_argument("--device", default="cpu",
+                        help="where the model runs: cpu (default), cuda or auto; under torchrun each process its GPU")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Classify the faces of every input and write the table (and the annotated images)."""
+    """Classify the faces of every input and write the table (and the annotated images);
+    under torchrun each process takes a contiguous block of the input files."""
     kind = output_format(args.out)
-    with FaceDetector(args.min_score) as detector:
-        recognizer = Recognizer.from_checkpoint(args.checkpoint, args.thresholds, detector, args.batch_size)
-        results = tqdm(recognizer.iter_results(args.inputs, args.every), unit="frame", desc="predict")
-        counts = write_rows(_rows_of(results, args.annotate), args.out, kind)
+    with process_group(args.device) as device, FaceDetector(args.min_score) as detector:
+        recognizer = Recognizer.from_checkpoint(args.checkpoint, args.thresholds, detector, args.batch_size, device)
+        sources = list(iter_sources(args.inputs))
+        frames = recognizer.iter_results(sources[rank_block(len(sources))], args.every)
+        results = tqdm(frames, unit="frame", desc="predict", disable=not is_main())
+        annotate_dir = args.annotate
+        if annotate_dir is not None and world_size() > 1:
+            annotate_dir = annotate_dir / f"process{rank()}"
+        rows = _rows_of(results, annotate_dir)
+        counts = write_merged(rows, args.out, lambda chunks: write_rows(chunks, args.out, kind))
+    if counts is None:
+        return 0
     print(f"wrote {counts['rows']} rows ({counts['faces']} faces, {counts['errors']} errors) to {args.out}")
     return 0
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from mlfer.data import LabelledData, load_dataset
 from mlfer.model import HEADS
 from mlfer.train.config import PRESETS, RunConfig, make_config, parse_overrides
+from mlfer.train.distributed import is_main, process_group
 from mlfer.train.runs import train_runs
 from mlfer.train.setup import data_overrides
 
@@ -67,12 +68,16 @@ def resolve_config(args: argparse.Namespace, data: LabelledData, head: str) -> R
 
 
 def run(args: argparse.Namespace) -> int:
-    """Resolve the config, train every run, print the summary table."""
+    """Resolve the config, train every run (under torchrun, every process together), print the summary table."""
     data = load_dataset(args.dataset)
     config = resolve_config(args, data, args.model)
     seeds = args.seeds or [config.train.seed]
-    results = train_runs(config, args.out, seeds, resume=args.resume, cache_dir=args.cache, data=data,
-                         progress=not args.quiet)
+    with process_group(config.train.device):
+        main = is_main()
+        results = train_runs(config, args.out, seeds, resume=args.resume, cache_dir=args.cache, data=data,
+                             progress=not args.quiet and main)
+    if not main:
+        return 0
     print(results.table().to_string(float_format=lambda value: f"{value:.4f}"))
     print(f"wrote {args.out}")
     return 0

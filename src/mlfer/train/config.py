@@ -17,6 +17,8 @@ from mlfer.fileio import write_text_atomic
 from mlfer.model import ModelConfig
 
 MODES: tuple[str, ...] = ("frozen", "finetune")
+#: ``train.amp``: no autocast, or bfloat16 autocast (see :mod:`mlfer.train.gpu`).
+AMP_MODES: tuple[str, ...] = ("none", "bf16")
 #: What ``yaml.safe_load`` raises on bad text: YAMLError, ValueError for impossible dates
 #: (``2020-99-99``), RecursionError for deep nesting (found by fuzzing).
 YAML_ERRORS = (yaml.YAMLError, ValueError, RecursionError)
@@ -33,6 +35,13 @@ class TrainConfig:
         flip: random horizontal flip augmentation.
         image_size: side of the square face image fed to the backbone.
         seed: random seed; ``deterministic`` asks torch for deterministic kernels.
+        amp: ``none``, or ``bf16`` for bfloat16 autocast in training and evaluation.
+        channels_last: feed images to the backbone in channels-last (NHWC) layout.
+        compile: ``torch.compile`` the trained module.
+        sync_batchnorm: under torchrun on GPUs, BatchNorm statistics over the global batch.
+        workers: DataLoader worker processes (None: all CPU cores but one, at most 8).
+        resident: finetune mode: decode the faces once into a uint8 tensor on the device
+            and shuffle, flip and normalise them there (:mod:`mlfer.train.resident`).
     """
 
     mode: str = "frozen"
@@ -48,10 +57,20 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False
     device: str = "auto"
+    amp: str = "none"
+    channels_last: bool = False
+    compile: bool = False
+    sync_batchnorm: bool = False
+    workers: int | None = None
+    resident: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise MlferError(f"unknown mode {self.mode!r}; choose from {', '.join(MODES)}", field="train.mode")
+        if self.amp not in AMP_MODES:
+            raise MlferError(f"unknown amp {self.amp!r}; choose from {', '.join(AMP_MODES)}", field="train.amp")
+        if self.workers is not None and self.workers < 0:
+            raise MlferError("must be at least 0", field="train.workers")
         for name in ("epochs", "batch_size", "lr_step", "image_size"):
             if getattr(self, name) < 1:
                 raise MlferError("must be at least 1", field=f"train.{name}")

@@ -14,6 +14,7 @@ from mlfer.model import MultiLabelModel
 from mlfer.train.features import EVAL_BATCH_SIZE, image_loader
 from mlfer.train.loop import FEATURE_EVAL_CHUNK, Evaluation, FeatureBatches, LoaderBatches, evaluate, multilabel_metrics
 from mlfer.train.config import load_config
+from mlfer.train.distributed import OrderedShardSampler, ordered_shard
 from mlfer.train.reproduce import resolve_device
 from mlfer.train.setup import check_fits
 
@@ -27,13 +28,16 @@ def evaluation_rows(data: LabelledData) -> LabelledData:
 
 def evaluate_model(model: MultiLabelModel, data: LabelledData, image_size: int, device: torch.device) -> Evaluation:
     """The model's logits and BCE on every row of ``data`` (feature vectors or images, the
-    latter with the evaluation transform at ``image_size``)."""
+    latter with the evaluation transform at ``image_size``); under torchrun each process
+    evaluates its ordered shard and every process gets all rows."""
     model = model.to(device)
     if data.is_features:
-        features = torch.as_tensor(np.asarray(data.features, dtype=np.float32))
-        targets = torch.as_tensor(data.labels, dtype=torch.float32)
+        shard = ordered_shard(len(data), FEATURE_EVAL_CHUNK)
+        features = torch.as_tensor(np.asarray(data.features[shard], dtype=np.float32))
+        targets = torch.as_tensor(data.labels[shard], dtype=torch.float32)
         return evaluate(model, FeatureBatches(features, targets, None, FEATURE_EVAL_CHUNK), device)
-    loader = image_loader(data, eval_transform(image_size), EVAL_BATCH_SIZE)
+    sampler = OrderedShardSampler(len(data), EVAL_BATCH_SIZE)
+    loader = image_loader(data, eval_transform(image_size), EVAL_BATCH_SIZE, sampler=sampler)
     return evaluate(model, LoaderBatches(loader), device)
 
 

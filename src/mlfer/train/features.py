@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torchvision
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 from torchvision import transforms
 from tqdm import tqdm
 
@@ -21,6 +21,13 @@ from mlfer.data.transforms import eval_transform, train_transform
 from mlfer.model import ModelConfig
 from mlfer.train.cache import FeatureCache
 from mlfer.train.config import TrainConfig
+from mlfer.train.distributed import (
+    GlobalBatchSampler,
+    OrderedShardSampler,
+    gather_rows,
+    shared_cache_entry,
+    world_size,
+)
 from mlfer.train.loop import LoaderBatches
 
 #: Images per forward pass when extracting features or predicting.
@@ -39,19 +46,24 @@ def image_loader(
     *,
     shuffle: bool = False,
     generator: torch.Generator | None = None,
+    sampler: Sampler[int] | None = None,
+    batch_sampler: Sampler[list[int]] | None = None,
+    workers: int | None = None,
 ) -> DataLoader:
     """A DataLoader of ``(images, labels, rows)`` batches, unreadable images left out.
 
     Its shuffling and worker seeds come from ``generator`` (default: a fresh one), never
     from torch's global generator, so loading images leaves the global random state alone.
+    ``sampler`` or ``batch_sampler`` choose the rows (under torchrun, this process's share);
+    ``workers`` defaults to :func:`loader_workers`.
     """
-    workers = loader_workers()
+    batching = {"batch_sampler": batch_sampler} if batch_sampler is not None else {
+        "batch_size": batch_size, "shuffle": shuffle, "sampler": sampler}
     return DataLoader(
         ImageDataset(data, transform),
-        batch_size=batch_size,
-        shuffle=shuffle,
+        **batching,
         generator=generator if generator is not None else torch.Generator().manual_seed(0),
-        num_workers=workers,
+        num_workers=loader_workers() if workers is None else workers,
         collate_fn=collate_skipping_failures,
         pin_memory=torch.cuda.is_available(),
         persistent_workers=False,
@@ -62,11 +74,19 @@ def image_batches(
     data: LabelledData, partition: Partition, config: TrainConfig, generator: torch.Generator
 ) -> tuple[LoaderBatches, LoaderBatches]:
     """Shuffled training batches (random flips with ``config.flip``) and ordered test batches
-    of a partition's images."""
+    of a partition's images; under torchrun, this process's share of each global training
+    batch and its ordered shard of the test rows."""
     size = config.image_size
     augment = train_transform(size) if config.flip else eval_transform(size)
-    train = image_loader(data.subset(partition.train), augment, config.batch_size, shuffle=True, generator=generator)
-    test = image_loader(data.subset(partition.test), eval_transform(size), EVAL_BATCH_SIZE)
+    train_data, test_data = data.subset(partition.train), data.subset(partition.test)
+    if world_size() > 1:
+        train = image_loader(train_data, augment, config.batch_size, generator=generator, workers=config.workers,
+                             batch_sampler=GlobalBatchSampler(len(train_data), config.batch_size, generator))
+    else:
+        train = image_loader(train_data, augment, config.batch_size, shuffle=True, generator=generator,
+                             workers=config.workers)
+    test = image_loader(test_data, eval_transform(size), EVAL_BATCH_SIZE, workers=config.workers,
+                        sampler=OrderedShardSampler(len(test_data), EVAL_BATCH_SIZE))
     return LoaderBatches(train), LoaderBatches(test)
 
 
@@ -81,21 +101,22 @@ def extract_features(
 ) -> torch.Tensor:
     """``module`` applied to every image in eval mode, (N, D) float32 on the CPU.
 
-    Rows whose image cannot be read are NaN (callers leave them out).
+    Rows whose image cannot be read are NaN (callers leave them out). Under torchrun each
+    process runs its ordered shard and every process gets all rows.
     """
     module = module.to(device).eval()
-    outputs: torch.Tensor | None = None
-    loader = image_loader(data, transform, EVAL_BATCH_SIZE)
+    loader = image_loader(data, transform, EVAL_BATCH_SIZE, sampler=OrderedShardSampler(len(data), EVAL_BATCH_SIZE))
+    values, rows = [], []
     for batch in tqdm(loader, desc="features", leave=False, disable=not progress):
-        if batch is None:
-            continue
-        images, _, rows = batch
-        values = module(images.to(device, non_blocking=True)).float().cpu()
-        if outputs is None:
-            outputs = torch.full((len(data), values.shape[1]), float("nan"))
-        outputs[rows] = values
-    if outputs is None:
+        if batch is not None:
+            values.append(module(batch[0].to(device, non_blocking=True)).float().cpu())
+            rows.append(batch[2])
+    all_values = gather_rows(torch.cat(values) if values else None)
+    all_rows = gather_rows(torch.cat(rows) if rows else None)
+    if all_values is None or all_rows is None:
         raise mlfer.MlferError("no image of the dataset could be read", field=data.spec)
+    outputs = torch.full((len(data), all_values.shape[1]), float("nan"))
+    outputs[all_rows] = all_values
     return outputs
 
 
@@ -142,7 +163,11 @@ def backbone_features(
         "image_size": image_size,
         "flip": flip,
     }
-    features, hit = cache.get_or_compute(description, lambda: extract_features(backbone, data, transform, device, progress))
+
+    def compute() -> torch.Tensor:
+        return extract_features(backbone, data, transform, device, progress)
+
+    features, hit = shared_cache_entry(cache, description, compute)
     if progress:
         print(f"{'flipped' if flip else 'plain'} features of {data.spec}: {'cache hit' if hit else 'computed'}")
     return features

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from mlfer.errors import MlferError
 from mlfer.metrics import compute_metrics
 from mlfer.train.config import TrainConfig
+from mlfer.train.distributed import gather_rows, global_batch_loss, is_main, sum_across
 from mlfer.train.state import LAST_DIR, Resumable, load_state, save_state
 
 #: Feature rows per forward pass when evaluating cached features.
@@ -140,9 +141,10 @@ def evaluate(module: nn.Module, batches: Batches, device: torch.device, loss_fn:
     for inputs, labels in batches:
         logits.append(module(inputs.to(device, non_blocking=True)).float())
         targets.append(labels.to(device).float())
-    if not logits:
+    all_logits = gather_rows(torch.cat(logits) if logits else None)
+    all_targets = gather_rows(torch.cat(targets) if targets else None)
+    if all_logits is None or all_targets is None:
         raise MlferError("no test row could be read", field="dataset")
-    all_logits, all_targets = torch.cat(logits), torch.cat(targets)
     return Evaluation(float(loss_fn(all_logits, all_targets)), all_logits.cpu(), all_targets.cpu())
 
 
@@ -163,7 +165,7 @@ def _train_epoch(
         targets = targets.to(device, non_blocking=True)
         loss = loss_fn(module(inputs), targets)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        global_batch_loss(loss, len(targets)).backward()
         optimizer.step()
         totals[step] = loss.detach() * len(targets)
         totals[-1] += len(targets)
@@ -220,7 +222,7 @@ def fit(
         print(f"{name}: resuming after {where}")
     for epoch in tqdm(range(start + 1, config.epochs + 1), desc=name, initial=start, total=config.epochs,
                       disable=not progress):
-        totals = _train_epoch(module, train_batches, objects.optimizer, loss_fn, device, progress)
+        totals = sum_across(_train_epoch(module, train_batches, objects.optimizer, loss_fn, device, progress))
         rates = {f"lr_{group['name']}": group["lr"] for group in objects.optimizer.param_groups}
         objects.scheduler.step()
         evaluation = evaluate(module, test_batches, device, loss_fn)
@@ -234,6 +236,7 @@ def fit(
             **metrics_fn(evaluation),
         })
         if run_dir is not None:
-            save_state(run_dir, epoch, history, objects)
+            if is_main():
+                save_state(run_dir, epoch, history, objects)
             where = f"epoch {epoch} in {run_dir / LAST_DIR}"
     return history

@@ -26,9 +26,12 @@ from mlfer.graph import LabelGraph
 from mlfer.metrics import METRIC_NAMES
 from mlfer.model import MultiLabelModel
 from mlfer.train.config import RunConfig
+from mlfer.train.distributed import ShardedBatches, is_main, ordered_shard
 from mlfer.train.features import image_batches
+from mlfer.train.gpu import training_module
 from mlfer.train.loop import FEATURE_EVAL_CHUNK, FeatureBatches, fit, make_optimizer, make_scheduler
 from mlfer.train.reproduce import resolve_device, seed_everything
+from mlfer.train.resident import resident_batches
 from mlfer.train.setup import PrototypeSource, build_run_model, with_seed, with_word_vectors
 from mlfer.train.state import LAST_DIR, Resumable
 
@@ -108,7 +111,7 @@ def _finish(
 ) -> RunResult:
     table = pd.DataFrame(history)
     metrics = {metric: float(history[-1][metric]) for metric in METRIC_NAMES}
-    if run_dir is not None:
+    if run_dir is not None and is_main():
         save_model(model, config, run_dir)
         with atomic_path(run_dir / GRAPH_FILE) as temporary:
             graph.save(temporary)
@@ -160,12 +163,16 @@ def train_on_features(
     optimizer = make_optimizer({"head": list(model.head.parameters())}, {"head": config.train.lr_head}, config.train)
     objects = Resumable(model.head, optimizer, make_scheduler(optimizer, config.train), generator)
     flipped = train.flipped.to(device) if train.flipped is not None and config.train.flip else None
-    train_batches = FeatureBatches(
-        train.features.to(device), _targets(train.labels, device), flipped, config.train.batch_size, generator
+    batch_size = config.train.batch_size
+    train_batches = ShardedBatches(
+        FeatureBatches(train.features.to(device), _targets(train.labels, device), flipped, batch_size, generator),
+        len(train.features), batch_size,
     )
-    test_batches = FeatureBatches(test.features.to(device), _targets(test.labels, device), None, FEATURE_EVAL_CHUNK)
-    history = fit(model.head, train_batches, test_batches, config.train, objects, device,
-                  name=name, run_dir=run_dir, progress=progress)
+    shard = ordered_shard(len(test.features), FEATURE_EVAL_CHUNK)
+    test_batches = FeatureBatches(test.features[shard].to(device), _targets(test.labels[shard], device), None,
+                                  FEATURE_EVAL_CHUNK)
+    history = fit(training_module(model.head, config.train, device), train_batches, test_batches, config.train,
+                  objects, device, name=name, run_dir=run_dir, progress=progress)
     return _finish(name, history, model, graph, config, run_dir)
 
 
@@ -204,9 +211,12 @@ def train_finetune(
         config.train,
     )
     objects = Resumable(model, optimizer, make_scheduler(optimizer, config.train), generator)
-    train_batches, test_batches = image_batches(data, partition, config.train, generator)
-    history = fit(model, train_batches, test_batches, config.train, objects, device,
-                  name=name, run_dir=run_dir, progress=progress)
+    if config.train.resident:
+        train_batches, test_batches = resident_batches(data, partition, config.train, generator, device)
+    else:
+        train_batches, test_batches = image_batches(data, partition, config.train, generator)
+    history = fit(training_module(model, config.train, device), train_batches, test_batches, config.train, objects,
+                  device, name=name, run_dir=run_dir, progress=progress)
     return _finish(name, history, model, graph, config, run_dir)
 
 

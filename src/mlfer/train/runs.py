@@ -30,6 +30,7 @@ from mlfer.metrics import METRIC_NAMES
 from mlfer.model import build_backbone
 from mlfer.train.cache import FeatureCache, default_cache_dir
 from mlfer.train.config import RunConfig, config_to_dict, load_config, save_config
+from mlfer.train.distributed import agree, is_main, on_main, world_size
 from mlfer.train.features import backbone_features, readable_rows
 from mlfer.train.reproduce import environment_info, resolve_device, seed_everything
 from mlfer.train.runner import (
@@ -45,6 +46,7 @@ from mlfer.train.runner import (
     train_on_features,
 )
 from mlfer.train.setup import PrototypeSource, check_fits, with_seed, with_word_vectors
+from mlfer.train.state import saved_epoch
 
 ENVIRONMENT_FILE = "environment.json"
 RUNS_DIR = "runs"
@@ -132,6 +134,8 @@ def _run_seed(
     """Every partition's run with one seed (finished ones read back)."""
     partitions = data.partitions(config.folds, seed=0)
     names = [f"{partition.name}-seed{seed}" for partition in partitions]
+    agree([(is_finished(out_dir / RUNS_DIR / name), saved_epoch(out_dir / RUNS_DIR / name)) for name in names],
+          str(out_dir / RUNS_DIR))
     if all(is_finished(out_dir / RUNS_DIR / name) for name in names):
         return [read_finished(out_dir / RUNS_DIR / name) for name in names]
     seed_everything(seed, config.train.deterministic)
@@ -220,11 +224,16 @@ def train_runs(
     check_fits(config, data)
     device = resolve_device(config.train.device)
     config = with_word_vectors(config)[0]
-    prepare_out_dir(out_dir, with_seed(config, seeds[0]), resume)
-    environment = environment_info(list(seeds), config.train.deterministic, device)
-    write_text_atomic(out_dir / ENVIRONMENT_FILE, json.dumps(environment, indent=2) + "\n")
+
+    def prepare() -> None:
+        prepare_out_dir(out_dir, with_seed(config, seeds[0]), resume)
+        environment = {**environment_info(list(seeds), config.train.deterministic, device), "processes": world_size()}
+        write_text_atomic(out_dir / ENVIRONMENT_FILE, json.dumps(environment, indent=2) + "\n")
+
+    on_main(prepare)
     cache = None if data.is_features else FeatureCache(cache_dir or default_cache_dir())
     runs = [run for seed in seeds for run in _run_seed(config, data, seed, out_dir, cache, device, progress)]
     results = TrainingResults(runs)
-    _write_outputs(results, out_dir)
+    if is_main():
+        _write_outputs(results, out_dir)
     return results
