@@ -63,7 +63,8 @@ def test_explain_draws_one_row_per_checkpoint(checkpoints: tuple[Path, Path], sh
     photo = str(shared_data / "faces" / "0-f1-su-ph.jpg")
     one, two = tmp_path / "one.png", tmp_path / "two.png"
     assert main(["explain", "--checkpoint", str(checkpoints[1]), photo, "--out", str(one)]) == 0
-    assert main(["explain", "--checkpoint", str(checkpoints[0]), "--checkpoint", str(checkpoints[1]), photo, "--out", str(two)]) == 0
+    both = ["--checkpoint", str(checkpoints[0]), "--checkpoint", str(checkpoints[1])]
+    assert main(["explain", *both, photo, "--out", str(two)]) == 0
     with Image.open(one) as first, Image.open(two) as second:
         assert first.width == second.width and first.width > 3 * first.height
         assert 1.8 < second.height / first.height < 2.2
