@@ -328,15 +328,17 @@ def test_resident_batches_hold_the_loader_batches(tmp_path: Path) -> None:
     assert 0 < int(coins.sum()) < 12
 
 
-def test_finetuning_on_two_processes_reports_the_metrics_of_its_saved_model(tmp_path: Path) -> None:
-    """Resident images with flips; the per-epoch evaluation (80 test rows: 64 on rank 0, 16
-    on rank 1, with rank 0's BatchNorm statistics) equals one process evaluating the saved model."""
+@pytest.mark.parametrize("resident", ["true", "false"])
+def test_finetuning_on_two_processes_reports_the_metrics_of_its_saved_model(tmp_path: Path, resident: str) -> None:
+    """Device-resident images or the DataLoader, with flips; the per-epoch evaluation (80 test
+    rows: 64 on rank 0, 16 on rank 1, with rank 0's BatchNorm statistics) equals one process
+    evaluating the saved model."""
     spec = "synthetic:400?size=32"
     out = tmp_path / "out"
     args = ["train", "--dataset", spec, "--model", "baseline", "--quiet", "--out", str(out), "--cache",
             str(tmp_path / "cache")]
     for item in ["train.mode=finetune", "model.backbone=resnet18", "train.image_size=32", "train.epochs=1",
-                 "train.batch_size=32", "train.workers=0", "train.resident=true"]:
+                 "train.batch_size=32", "train.workers=0", f"train.resident={resident}"]:
         args += ["--set", item]
     on_two_ranks(_cli, args)
     history = pd.read_csv(out / "history.csv")
