@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -100,8 +101,12 @@ def save_annotated(result: Result, directory: Path, number: int) -> Path:
     stem = Path(result.frame.input).stem.strip("<>").replace(" ", "_")
     suffix = f"-frame{result.frame.frame}" if is_video(result.frame.input) else ""
     path = directory / f"{number:06d}-{stem}{suffix}.jpg"
+    # Encoded in memory first: Pillow's JPEG writer ignores a short write to a full disk and
+    # would leave a truncated file without an error.
+    encoded = io.BytesIO()
+    annotate(result).save(encoded, format="JPEG", quality=90)
     with atomic_path(path) as temporary:
-        annotate(result).save(temporary, format="JPEG", quality=90)
+        temporary.write_bytes(encoded.getvalue())
     return path
 
 
