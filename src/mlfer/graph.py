@@ -21,7 +21,7 @@ from numpy.typing import ArrayLike
 
 from mlfer.errors import MlferError
 from mlfer.expressions import EXPRESSIONS
-from mlfer.fileio import write_text_atomic
+from mlfer.fileio import atomic_path, write_text_atomic
 
 #: The relation types of the R-GCN, in the order :meth:`LabelGraph.relation_adjacency` stacks them.
 RELATIONS: tuple[str, ...] = ("positive", "negative")
@@ -292,7 +292,8 @@ class LabelGraph:
         axes.set_ylim(-1.3, 1.3)
         axes.set_aspect("equal")
         axes.axis("off")
-        figure.savefig(path, dpi=90, bbox_inches="tight")
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, format="png", dpi=90, bbox_inches="tight")
 
 
 _COLOURS = {"positive": "tab:green", "negative": "tab:red"}
