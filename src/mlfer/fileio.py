@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from safetensors import SafetensorError
+
 from mlfer.errors import MlferError
 
 
@@ -26,9 +28,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield temporary_path
         os.replace(temporary_path, path)
-    except OSError as error:
+    except (OSError, SafetensorError) as error:  # safetensors reports a full disk as its own error
         temporary_path.unlink(missing_ok=True)
-        raise MlferError(f"cannot write the file ({error.strerror or error})", path=path) from error
+        raise MlferError(f"cannot write the file ({getattr(error, 'strerror', None) or error})", path=path) from error
     except BaseException:
         temporary_path.unlink(missing_ok=True)
         raise
