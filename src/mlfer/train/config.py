@@ -35,6 +35,7 @@ class TrainConfig:
         flip: random horizontal flip augmentation.
         image_size: side of the square face image fed to the backbone.
         seed: random seed; ``deterministic`` asks torch for deterministic kernels.
+        save_every: epochs between the resume states written to ``last/`` (and after the last epoch).
         amp: ``none``, or ``bf16`` for bfloat16 autocast in training and evaluation.
         channels_last: feed images to the backbone in channels-last (NHWC) layout.
         compile: ``torch.compile`` the trained module.
@@ -56,6 +57,7 @@ class TrainConfig:
     image_size: int = 224
     seed: int = 0
     deterministic: bool = False
+    save_every: int = 1
     device: str = "auto"
     amp: str = "none"
     channels_last: bool = False
@@ -71,7 +73,7 @@ class TrainConfig:
             raise MlferError(f"unknown amp {self.amp!r}; choose from {', '.join(AMP_MODES)}", field="train.amp")
         if self.workers is not None and self.workers < 0:
             raise MlferError("must be at least 0", field="train.workers")
-        for name in ("epochs", "batch_size", "lr_step", "image_size"):
+        for name in ("epochs", "batch_size", "lr_step", "image_size", "save_every"):
             if getattr(self, name) < 1:
                 raise MlferError("must be at least 1", field=f"train.{name}")
 

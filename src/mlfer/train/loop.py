@@ -208,7 +208,7 @@ def fit(
     """Train ``module`` for ``config.epochs`` epochs, evaluating on the test batches after each.
 
     With ``run_dir``, training continues from ``run_dir/last/`` when it exists and the state
-    is written there after every epoch. Returns one history row per epoch: run, epoch, train
+    is written there every ``config.save_every`` epochs and after the last. Returns one history row per epoch: run, epoch, train
     and test loss, the learning rate of each parameter group (``lr_head``, ``lr_backbone``),
     and the metrics (by default BCE and the nine multi-label metrics).
 
@@ -235,7 +235,7 @@ def fit(
             **rates,
             **metrics_fn(evaluation),
         })
-        if run_dir is not None:
+        if run_dir is not None and (epoch % config.save_every == 0 or epoch == config.epochs):
             if is_main():
                 save_state(run_dir, epoch, history, objects)
             where = f"epoch {epoch} in {run_dir / LAST_DIR}"
