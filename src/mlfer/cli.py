@@ -14,6 +14,7 @@ from mlfer.errors import MlferError
 
 #: Command modules, in the order ``mlfer --help`` lists them.
 COMMANDS: tuple[str, ...] = (
+    "mlfer.commands.demo",
     "mlfer.commands.train",
     "mlfer.commands.evaluate",
     "mlfer.commands.ablate",
