@@ -27,6 +27,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     temporary_path = Path(temporary)
     try:
         yield temporary_path
+        os.chmod(temporary_path, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
         os.replace(temporary_path, path)
     except (OSError, SafetensorError) as error:  # safetensors reports a full disk as its own error
         temporary_path.unlink(missing_ok=True)
@@ -34,6 +35,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException:
         temporary_path.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
