@@ -60,6 +60,8 @@ class Sizes:
         jpegs: JPEG files written for the DataLoader, extraction and predict measurements.
         matmul: side of the square bf16 matrices of the yardstick.
         compile: also measure ``train.compile`` (minutes of compilation on the CPU).
+        warm_up: run one untimed epoch before each timed fine-tuning (compilation, cuDNN
+            autotuning, allocator growth).
     """
 
     backbone: str
@@ -71,10 +73,13 @@ class Sizes:
     jpegs: int
     matmul: int
     compile: bool
+    warm_up: bool
 
 
-FULL = Sizes("resnet50", image_size=224, batch=32, largest=2048, steps=30, test=64, jpegs=512, matmul=8192, compile=True)
-SMOKE = Sizes("resnet18", image_size=32, batch=4, largest=4, steps=1, test=4, jpegs=4, matmul=128, compile=False)
+FULL = Sizes("resnet50", image_size=224, batch=32, largest=2048, steps=30, test=64, jpegs=512, matmul=8192,
+             compile=True, warm_up=True)
+SMOKE = Sizes("resnet18", image_size=32, batch=4, largest=4, steps=1, test=4, jpegs=4, matmul=128,
+              compile=False, warm_up=False)
 #: Side of the JPEG faces (MediaPipe needs faces larger than the smoke run's 32 pixels).
 JPEG_SIZE = 224
 #: Rows of the table: what was measured, its setting, value, unit.
@@ -119,15 +124,18 @@ def build(sizes: Sizes, device: torch.device) -> MultiLabelModel:
     return build_model(config, relations, torch.randn(6, 50), prototypes).to(device)
 
 
-def finetune_rate(model: MultiLabelModel, config: TrainConfig, train: Batches, test: Batches, device: torch.device) -> float:
-    """Training images per second of :func:`fit`: one warm-up epoch, then ``config.epochs`` timed."""
+def finetune_rate(
+    model: MultiLabelModel, config: TrainConfig, train: Batches, test: Batches, device: torch.device, warm_up: bool
+) -> float:
+    """Training images per second of :func:`fit` over ``config.epochs`` epochs (after one untimed with ``warm_up``)."""
     optimizer = make_optimizer(
         {"head": list(model.head.parameters()), "backbone": list(model.backbone.parameters())},
         {"head": config.lr_head, "backbone": config.lr_backbone}, config,
     )
     objects = Resumable(model, optimizer, make_scheduler(optimizer, config), torch.Generator().manual_seed(0))
     module = training_module(model, config, device)
-    fit(module, train, test, replace(config, epochs=1), objects, device)
+    if warm_up:
+        fit(module, train, test, replace(config, epochs=1), objects, device)
     seconds = timed(lambda: fit(module, train, test, config, objects, device), device)
     return config.epochs * len(train) * config.batch_size / seconds
 
@@ -147,13 +155,11 @@ def largest_batch(sizes: Sizes, config: TrainConfig, device: torch.device) -> in
     test = resident(sizes.test, sizes.image_size, sizes.test, device, train=False)
     while batch <= sizes.largest:
         try:
-            model = build(sizes, device)
-            finetune_rate(model, replace(config, batch_size=batch, epochs=1),
-                          resident(batch, sizes.image_size, batch, device, train=True), test, device)
+            finetune_rate(build(sizes, device), replace(config, batch_size=batch), test=test, device=device,
+                          train=resident(batch, sizes.image_size, batch, device, train=True), warm_up=False)
         except torch.OutOfMemoryError:
             break
         finally:
-            model = None
             if device.type == "cuda":
                 torch.cuda.empty_cache()
         fits, batch = batch, batch * 2
@@ -180,21 +186,22 @@ def finetune_rows(sizes: Sizes, device: torch.device, jpegs: LabelledData) -> li
     rows: list[Row] = []
     for label, config in (("float32, every switch off", plain), ("bf16 + channels-last", fast)):
         train = resident(small * sizes.steps, size, small, device, train=True)
-        rate = finetune_rate(build(sizes, device), config, train, test, device)
+        rate = finetune_rate(build(sizes, device), config, train, test, device, sizes.warm_up)
         rows.append(("fine-tuning", f"{label}, batch {small}, resident", rate, "images/s"))
     batch = largest_batch(sizes, fast, device)
-    train = resident(batch * sizes.steps, size, batch, device, train=True)
+    train = resident(max(small * sizes.steps, batch * min(sizes.steps, 5)), size, batch, device, train=True)
     big = replace(fast, batch_size=batch)
-    rows.append(("fine-tuning", f"bf16 + channels-last, batch {batch} (largest), resident",
-                 finetune_rate(build(sizes, device), big, train, test, device), "images/s"))
-    if sizes.compile:
-        rows.append(("fine-tuning", f"bf16 + channels-last + compile, batch {batch}, resident",
-                     finetune_rate(build(sizes, device), replace(big, compile=True), train, test, device), "images/s"))
+    for label, config in ((f"bf16 + channels-last, batch {batch} (largest)", big),
+                          (f"bf16 + channels-last + compile, batch {batch}", replace(big, compile=True))):
+        if sizes.compile or not config.compile:
+            rate = finetune_rate(build(sizes, device), config, train, test, device, sizes.warm_up)
+            rows.append(("fine-tuning", f"{label}, resident", rate, "images/s"))
     everything = np.arange(len(jpegs))
     loader_train, loader_test = image_batches(jpegs, Partition("bench", everything, everything[: sizes.test]), fast,
                                               torch.Generator().manual_seed(0))
-    rows.append(("fine-tuning", f"bf16 + channels-last, batch {small}, DataLoader from {len(jpegs)} JPEGs",
-                 finetune_rate(build(sizes, device), fast, loader_train, loader_test, device), "images/s"))
+    rate = finetune_rate(build(sizes, device), fast, loader_train, loader_test, device, sizes.warm_up)
+    rows.append(("fine-tuning", f"bf16 + channels-last, batch {small}, DataLoader from {len(jpegs)} JPEGs", rate,
+                 "images/s"))
     return rows
 
 
@@ -220,7 +227,8 @@ def table(rows: list[Row], matmul: float, size: int) -> str:
     """The rows as a Markdown table, each rate also per TFLOP/s of the bf16 yardstick."""
     lines = ["| measurement | setting | rate | rate per bf16 TFLOP/s |", "|---|---|---:|---:|",
              f"| bf16 matmul | the device's own rate, {size} x {size} | {matmul:.3g} TFLOP/s | 1 |"]
-    lines += [f"| {what} | {setting} | {value:.4g} {unit} | {value / matmul:.4g} |" for what, setting, value, unit in rows]
+    for what, setting, value, unit in rows:
+        lines.append(f"| {what} | {setting} | {value:.4g} {unit} | {value / matmul:.4g} |")
     return "\n".join(lines)
 
 

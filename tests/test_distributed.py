@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -29,6 +30,7 @@ from mlfer.cli import main
 from mlfer.data import load_dataset
 from mlfer.errors import MlferError
 from mlfer.metrics import METRIC_NAMES
+from mlfer.model import ModelConfig, build_backbone
 from mlfer.train import distributed, features, loop
 from mlfer.train.loop import multilabel_metrics
 from mlfer.train.cache import FeatureCache
@@ -40,6 +42,7 @@ from test_train_features import SMALL, write_features
 
 ROOT = Path(__file__).resolve().parents[1]
 WORLD = 2
+RESNET18 = ModelConfig(backbone="resnet18", head="baseline")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -80,7 +83,7 @@ def _in_group(function: Callable[..., Any], *args: Any) -> None:
 
 def train_args(npz: Path, out: Path, *extra: str) -> list[str]:
     args = ["train", "--dataset", f"features:{npz}", "--model", "sml-rgcn", "--quiet", "--out", str(out)]
-    for item in [*SMALL, "train.epochs=3", "train.batch_size=20", *extra]:
+    for item in [*SMALL, "train.epochs=3", "train.batch_size=21", "train.device=cpu", *extra]:
         args += ["--set", item]
     return args
 
@@ -104,7 +107,9 @@ def _as_rank(monkeypatch: pytest.MonkeyPatch, number: int, world: int) -> None:
     monkeypatch.setattr(distributed, "world_size", lambda: world)
 
 
-@pytest.mark.parametrize(("count", "batch_size", "world"), [(0, 4, 2), (5, 4, 2), (64, 16, 3), (101, 10, 4), (7, 10, 3)])
+@pytest.mark.parametrize(
+    ("count", "batch_size", "world"), [(0, 4, 2), (5, 4, 2), (64, 16, 3), (101, 10, 4), (7, 10, 3)]
+)
 def test_ordered_shards_are_whole_batches_in_input_order(
     monkeypatch: pytest.MonkeyPatch, count: int, batch_size: int, world: int
 ) -> None:
@@ -135,6 +140,57 @@ def test_global_batches_are_shared_evenly_and_a_batch_smaller_than_the_world_is_
         parts = [shares[number][step] for number in range(world)]
         assert sum(parts, []) == batch
         assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+def test_each_process_takes_its_share_of_the_same_shuffled_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Feature batches (frozen mode) and resident images: the shares of the processes, put
+    together, are the global batches of one process; a last batch of 1 row is skipped."""
+    count, batch_size, world = 23, 11, 2
+    inputs = torch.arange(count, dtype=torch.float32)[:, None].repeat(1, 3)
+    images = torch.arange(count, dtype=torch.uint8)[:, None, None, None].repeat(1, 3, 2, 2)
+    labels = torch.arange(count, dtype=torch.float32)[:, None]
+
+    def passes() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        rows = loop.FeatureBatches(inputs, labels, None, batch_size, torch.Generator().manual_seed(5))
+        sharded = distributed.ShardedBatches(rows, count, batch_size)
+        resident = ResidentBatches(images, labels, batch_size, torch.Generator().manual_seed(5))
+        features, faces = [targets for _, targets in sharded], [targets for _, targets in resident]
+        assert len(sharded) == len(features) and len(resident) == len(faces)
+        return features, faces
+
+    whole_features, whole_images = passes()
+    assert [len(batch) for batch in whole_features] == [11, 11, 1]  # one process keeps the last row
+    assert all(torch.equal(one, two) for one, two in zip(whole_features, whole_images, strict=True))
+    shares = []
+    for number in range(world):
+        _as_rank(monkeypatch, number, world)
+        shares.append(passes())
+    for kind in range(2):
+        assert len(shares[0][kind]) == len(shares[1][kind]) == 2
+        together = [torch.cat([shares[0][kind][step], shares[1][kind][step]]) for step in range(2)]
+        assert all(torch.equal(part, whole) for part, whole in zip(together, whole_features[:2], strict=True))
+        assert [len(shares[number][kind][0]) for number in range(world)] == [6, 5]
+
+
+def test_the_image_loaders_give_each_process_its_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finetuning from files: the training loader yields this process's share of each global
+    batch of the shared permutation, the test loader its block of whole batches."""
+    data = load_dataset("synthetic:10?size=32")
+    data.split = np.array(["train"] * 7 + ["test"] * 3)
+    partition = data.partitions()[0]
+    config = TrainConfig(batch_size=4, flip=False, image_size=32, workers=0)
+    monkeypatch.setattr(features, "EVAL_BATCH_SIZE", 2)
+    rows = {}
+    for number in range(WORLD):
+        _as_rank(monkeypatch, number, WORLD)
+        monkeypatch.setattr(features, "world_size", lambda: WORLD)
+        train, test = features.image_batches(data, partition, config, torch.Generator().manual_seed(1))
+        rows[number] = ([batch[2].tolist() for batch in train.loader], [batch[2].tolist() for batch in test.loader])
+    generator = torch.Generator().manual_seed(1)
+    torch.empty((), dtype=torch.int64).random_(generator=generator)  # the DataLoader's draw for worker seeds
+    order = torch.randperm(7, generator=generator).tolist()
+    assert rows[0][0] == [order[0:2], order[4:6]] and rows[1][0] == [order[2:4], order[6:7]]
+    assert rows[0][1] == [[0, 1]] and rows[1][1] == [[2]]
 
 
 # ----- collectives in two forked processes -------------------------------------------
@@ -184,7 +240,8 @@ def test_gather_sum_and_the_global_batch_gradient_across_two_processes(tmp_path:
 
 @pytest.fixture(scope="module")
 def npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """240 rows (192 train, 48 test): with batch 20 the last training batch has 12 rows."""
+    """240 rows (192 train, 48 test): batch 21 gives two processes shares of 11 and 10 rows,
+    and the last batch of 3 rows shares of 2 and 1."""
     return write_features(tmp_path_factory.mktemp("data") / "features.npz")
 
 
@@ -254,25 +311,16 @@ def test_distributed_evaluate_equals_one_process_exactly(single: Path, tmp_path:
     assert (tmp_path / "two.json").read_text() == (tmp_path / "one.json").read_text()
 
 
-def _extract(data_spec: str, cache_dir: Path, out: Path) -> None:
+def resnet18() -> nn.Module:
+    """A randomly initialised ResNet18 trunk, the same in every process."""
     torch.manual_seed(0)
-    backbone = torchvision_resnet18()
-    data = load_dataset(data_spec)
-    values = features.backbone_features(backbone, data, _resnet18_config(), 32, seed=0, flip=False,
+    return build_backbone(RESNET18)
+
+
+def _extract(spec: str, cache_dir: Path, out: Path) -> None:
+    values = features.backbone_features(resnet18(), load_dataset(spec), RESNET18, 32, seed=0, flip=False,
                                         cache=FeatureCache(cache_dir), device=torch.device("cpu"))
     torch.save(values, out.with_name(f"{out.stem}{distributed.rank()}.pt"))
-
-
-def torchvision_resnet18() -> nn.Module:
-    from mlfer.model import build_backbone
-
-    return build_backbone(_resnet18_config())
-
-
-def _resnet18_config() -> Any:
-    from mlfer.model import ModelConfig
-
-    return ModelConfig(backbone="resnet18", head="baseline")
 
 
 def test_sharded_feature_extraction_fills_one_cache_entry_with_one_process_features(
@@ -281,8 +329,7 @@ def test_sharded_feature_extraction_fills_one_cache_entry_with_one_process_featu
     monkeypatch.setattr(features, "EVAL_BATCH_SIZE", 8)  # 20 images: batches of 8, 8, 4 over two ranks
     spec = "synthetic:20?size=32"
     on_two_ranks(_in_group, _extract, spec, tmp_path / "shared", tmp_path / "two.pt")
-    torch.manual_seed(0)
-    expected = features.extract_features(torchvision_resnet18(), load_dataset(spec), features.eval_transform(32),
+    expected = features.extract_features(resnet18(), load_dataset(spec), features.eval_transform(32),
                                          torch.device("cpu"))
     for number in range(WORLD):
         assert torch.equal(torch.load(tmp_path / f"two{number}.pt"), expected)
@@ -328,22 +375,21 @@ def test_resident_batches_hold_the_loader_batches(tmp_path: Path) -> None:
     assert 0 < int(coins.sum()) < 12
 
 
-@pytest.mark.parametrize("resident", ["true", "false"])
-def test_finetuning_on_two_processes_reports_the_metrics_of_its_saved_model(tmp_path: Path, resident: str) -> None:
-    """Device-resident images or the DataLoader, with flips; the per-epoch evaluation (80 test
-    rows: 64 on rank 0, 16 on rank 1, with rank 0's BatchNorm statistics) equals one process
-    evaluating the saved model."""
+def test_finetuning_on_two_processes_reports_the_metrics_of_its_saved_model(tmp_path: Path) -> None:
+    """Device-resident images with flips; the per-epoch evaluation (80 test rows: 64 on rank 0,
+    16 on rank 1, with rank 0's BatchNorm statistics) equals one process evaluating the saved model."""
     spec = "synthetic:400?size=32"
     out = tmp_path / "out"
     args = ["train", "--dataset", spec, "--model", "baseline", "--quiet", "--out", str(out), "--cache",
             str(tmp_path / "cache")]
     for item in ["train.mode=finetune", "model.backbone=resnet18", "train.image_size=32", "train.epochs=1",
-                 "train.batch_size=32", "train.workers=0", f"train.resident={resident}"]:
+                 "train.batch_size=32", "train.workers=0", "train.resident=true"]:
         args += ["--set", item]
     on_two_ranks(_cli, args)
     history = pd.read_csv(out / "history.csv")
     data = load_dataset(spec)
-    evaluation = evaluate_model(load_model(out / "runs" / "split-seed0"), evaluation_rows(data), 32, torch.device("cpu"))
+    model = load_model(out / "runs" / "split-seed0")
+    evaluation = evaluate_model(model, evaluation_rows(data), 32, torch.device("cpu"))
     assert evaluation.loss == history["test_loss"].iloc[-1]
     assert multilabel_metrics(evaluation) == pytest.approx(history[list(METRIC_NAMES)].iloc[-1].to_dict(), abs=0)
 
