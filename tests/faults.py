@@ -24,6 +24,7 @@ import random
 import re
 import select
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -32,26 +33,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pyarrow.parquet as pq
+import yaml
 from hypothesis import strategies as st
+from PIL import Image
+from safetensors import safe_open
 
-from mlfer.cli import COMMANDS
+from mlfer.cli import COMMANDS, main
 from mlfer.errors import MlferError
 
 T = TypeVar("T")
 
 #: Longest a single fuzz case may run before it counts as a hang.
 CASE_SECONDS = 10.0
-#: Multiplier of the case counts under ``MLFER_SOAK=1`` (and ``scripts/reliability.py``).
+#: A soak run (``MLFER_SOAK=1``, set by ``scripts/reliability.py``): more cases, fresh runs per kill.
 SOAK = os.environ.get("MLFER_SOAK") == "1"
 #: Outcome names, as they appear in the log and the table.
 RESULT, CLEAR_ERROR, CRASH, HANG, UNCLEAR_ERROR, HALF_WRITTEN = (
-    "correct result", "clear error", "crash", "hang", "error without file or place", "half-written output",
+    "correct result", "clear error", "crash", "hang", "error naming no file or setting", "half-written output",
 )
 
 
 def examples(count: int) -> int:
-    """Hypothesis ``max_examples``: ``count`` in CI, 20 times more for a soak run."""
-    return count * 20 if SOAK else count
+    """Hypothesis ``max_examples``: ``count`` in CI, 10 times more for a soak run."""
+    return count * 10 if SOAK else count
 
 
 def kills(count: int) -> int:
@@ -173,7 +178,7 @@ def check_case(
     if not _names_input(value, inputs):
         record(target, UNCLEAR_ERROR, str(value))
         raise CaseFailure(f"{target}: the error does not name the input file or option: {value}")
-    record(target, CLEAR_ERROR, "at a place" if names_place(value) else "whole file")
+    record(target, CLEAR_ERROR, f"{'at a place' if names_place(value) else 'whole file'}: {value}")
     return value
 
 
@@ -274,9 +279,7 @@ def _child(argv: list[str], env: dict[str, str], out: str, err: str) -> None:
         os.close(handle)
     os.environ.update(env)
     multiprocessing.set_start_method(None, force=True)  # the platform's default, as in a fresh `mlfer`
-    import torch
-
-    from mlfer.cli import main
+    import torch  # imported by the fork server already
 
     torch.set_num_threads(1)
     try:
@@ -286,8 +289,6 @@ def _child(argv: list[str], env: dict[str, str], out: str, err: str) -> None:
     except BaseException:  # noqa: BLE001 - a crash: print it as Python would and exit 1
         traceback.print_exc()
         code = 1
-    import sys
-
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
@@ -360,29 +361,21 @@ def _check_csv(path: Path) -> None:
 
 
 def _check_safetensors(path: Path) -> None:
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="pt") as handle:
         for key in handle.keys():
             handle.get_tensor(key)
 
 
 def _check_image(path: Path) -> None:
-    from PIL import Image
-
     with Image.open(path) as image:
         image.load()
 
 
 def _check_parquet(path: Path) -> None:
-    import pyarrow.parquet as pq
-
     pq.read_table(path)
 
 
 def _check_yaml(path: Path) -> None:
-    import yaml
-
     yaml.safe_load(path.read_text(encoding="utf-8"))
 
 

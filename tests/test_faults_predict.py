@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from faults import SOAK, Command, kill_series, kills, run_cli
+from faults import CLEAR_ERROR, SOAK, Command, kill_series, kills, record, run_cli
 from test_predict import make_checkpoint
 
 from mlfer.checkpoint import CONFIG_FILE, MODEL_FILE
@@ -63,5 +63,6 @@ def test_a_damaged_model_folder_is_reported_not_used(checkpoint, photos, tmp_pat
     damage(damaged / name)
     run = run_cli(predict_args(damaged, photos, tmp_path / "out"), tmp_path / "scratch")
     assert run.exit_code == 2, run.stderr[-2000:]
+    record("damaged model folder", CLEAR_ERROR, run.error_line())
     assert message in run.error_line() and str(damaged) in run.error_line(), run.error_line()
     assert not (tmp_path / "out" / "faces.csv").exists()

@@ -118,7 +118,7 @@ def test_fuzz_glove(words, dim, seed, compress, data):
         outcome = check_case("glove", lambda: load_glove(path), [path])
     if isinstance(outcome, np.ndarray):
         assert outcome.shape[0] == len(LABEL_WORDS) and np.isfinite(outcome).all()
-    if untouched:
+    if untouched and " " not in words[0]:  # the first line gives the dimension: its word must be one token
         np.testing.assert_array_equal(outcome, vectors[[words.index(word) for word in LABEL_WORDS]])
 
 
