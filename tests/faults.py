@@ -254,7 +254,8 @@ class Run:
 
     def error_line(self) -> str:
         """The one-line ``mlfer CMD: error: ...`` message of a failed run (empty if none)."""
-        return next((line for line in self.stderr.splitlines() if line.startswith("mlfer ") and ": error: " in line), "")
+        lines = self.stderr.splitlines()
+        return next((line for line in lines if line.startswith("mlfer ") and ": error: " in line), "")
 
 
 #: Modules the fork server imports once (with every command module), so that each child starts at once.

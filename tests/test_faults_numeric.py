@@ -17,6 +17,8 @@ from test_train_features import SMALL, write_features
 from mlfer.train.state import LAST_DIR, STATE_FILE, file_sha256
 
 RUN = Path("runs") / "split-seed0"
+#: Epoch 1 trains normally; then the learning rate becomes 1e98 and the weights overflow.
+DIVERGING = ("train.lr_step=1", "train.lr_gamma=1e100", "train.epochs=4")
 
 
 def train(npz: Path, out: Path, scratch: Path, *settings: str, resume: bool = False):
@@ -31,7 +33,7 @@ def diverged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]
     """A run whose learning rate becomes 1e100 after epoch 1: (features, output folder, error line)."""
     folder = tmp_path_factory.mktemp("diverged")
     npz = write_features(folder / "features.npz", rows=120)
-    run = train(npz, folder / "out", folder / "scratch", "train.lr_step=1", "train.lr_gamma=1e100", "train.epochs=4")
+    run = train(npz, folder / "out", folder / "scratch", *DIVERGING)
     assert run.exit_code == 2, run.stderr[-2000:]
     record("NaN loss", CLEAR_ERROR, run.error_line())
     return npz, folder / "out", run.error_line()
@@ -92,7 +94,7 @@ def test_a_damaged_resume_state_is_reported_not_used(diverged, tmp_path: Path, d
         state.write_text(state.read_text()[:50])
     else:
         tensors.unlink()
-    run = train(npz, out, tmp_path / "scratch", "train.lr_step=1", "train.lr_gamma=1e100", "train.epochs=4", resume=True)
+    run = train(npz, out, tmp_path / "scratch", *DIVERGING, resume=True)
     assert run.exit_code == 2, run.stderr[-2000:]
     record("damaged resume state", CLEAR_ERROR, run.error_line())
     named = state if damage == "truncate json" else tensors

@@ -50,8 +50,13 @@ def _flip_last_byte(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def _cut_in_half(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
 @pytest.mark.parametrize("name, damage, message", [
-    (MODEL_FILE, lambda path: path.write_bytes(path.read_bytes()[: path.stat().st_size // 2]), "cannot read the weights"),
+    (MODEL_FILE, _cut_in_half, "cannot read the weights"),
+    (MODEL_FILE, lambda path: path.write_bytes(path.read_bytes()[:4000]), "cannot read the weights"),
     (MODEL_FILE, _flip_last_byte, "checksum"),
     (MODEL_FILE, lambda path: path.write_bytes(b""), "cannot read the weights"),
     (CONFIG_FILE, lambda path: path.write_text(path.read_text()[:200]), CONFIG_FILE),

@@ -26,7 +26,8 @@ from mlfer.errors import MlferError
 FUZZ = settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=7)
-dtypes = st.sampled_from([np.dtype(name) for name in ("float32", "float64", "int64", "uint8", "bool", "complex64", "U3", "S2")])
+DTYPES = ("float32", "float64", "int64", "uint8", "bool", "complex64", "U3", "S2")
+dtypes = st.sampled_from([np.dtype(name) for name in DTYPES])
 arrays = hnp.arrays(dtypes, shapes)
 specials = st.sampled_from((np.nan, np.inf, -np.inf, 1e308, -0.0, 0.5, 2.0))
 non_binary = st.sampled_from((np.nan, np.inf, -np.inf, 1e308, 0.5, 2.0, -1.0))

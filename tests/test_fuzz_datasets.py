@@ -94,7 +94,8 @@ def test_raf_db_bad_label_names_its_line(rows, bad, data):
 # RAF-ML: distribution file (NAME v1..v6) and partition file (NAME train|test) -----------------
 
 distributions = st.lists(
-    st.lists(st.floats(0, 1, allow_nan=False), min_size=6, max_size=6).map(lambda row: [v / (sum(row) or 1) for v in row]),
+    st.lists(st.floats(0, 1, allow_nan=False), min_size=6, max_size=6).map(
+        lambda row: [v / (sum(row) or 1) for v in row]),
     min_size=1, max_size=8,
 )
 

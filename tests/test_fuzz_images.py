@@ -31,7 +31,10 @@ LOSSLESS = {".png", ".bmp", ".tiff", ".ppm"}
 MODES = ("RGB", "L", "RGBA", "P", "CMYK", "I;16", "1", "LA")
 
 
-def _encode(size: tuple[int, int], mode: str, suffix: str, seed: int, orientation: int | None) -> tuple[bytes, Image.Image]:
+def _encode(
+    size: tuple[int, int], mode: str, suffix: str, seed: int, orientation: int | None
+) -> tuple[bytes, Image.Image]:
+    """A random image of ``size`` in ``mode``, encoded for ``suffix`` (RGB where the format needs it)."""
     pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
     if mode == "I;16":
         image = Image.fromarray(pixels[..., 0].astype(np.uint16) * 257)
