@@ -28,6 +28,7 @@ from mlfer.train.distributed import (
     shared_cache_entry,
     world_size,
 )
+from mlfer.train.gpu import Accelerated
 from mlfer.train.loop import LoaderBatches
 
 #: Images per forward pass when extracting features or predicting.
@@ -97,14 +98,29 @@ def flipped_transform(size: int) -> transforms.Compose:
 
 @torch.inference_mode()
 def extract_features(
-    module: nn.Module, data: LabelledData, transform: transforms.Compose, device: torch.device, progress: bool = False
+    module: nn.Module,
+    data: LabelledData,
+    transform: transforms.Compose,
+    device: torch.device,
+    progress: bool = False,
+    *,
+    amp: str = "none",
+    channels_last: bool = True,
 ) -> torch.Tensor:
     """``module`` applied to every image in eval mode, (N, D) float32 on the CPU.
 
     Rows whose image cannot be read are NaN (callers leave them out). Under torchrun each
     process runs its ordered shard and every process gets all rows.
+
+    Args:
+        module, data, transform, device, progress: the backbone, the images, their
+            transform, where to run, and whether to show a progress bar.
+        amp: ``none`` or ``bf16`` (bfloat16 autocast: features within cosine 0.999 of fp32,
+            faster only where the hardware has bfloat16 units; docs/benchmarks.md).
+        channels_last: feed the images in channels-last (NHWC) layout, the same fp32
+            arithmetic in another order (1.5x faster for ResNet50 on a 2-core AMD EPYC).
     """
-    module = module.to(device).eval()
+    module = Accelerated(module.to(device).eval(), amp, channels_last)
     loader = image_loader(data, transform, EVAL_BATCH_SIZE, sampler=OrderedShardSampler(len(data), EVAL_BATCH_SIZE))
     values, rows = [], []
     for batch in tqdm(loader, desc="features", leave=False, disable=not progress):

@@ -3,6 +3,7 @@ epoch, the resume state after every epoch, and a stop on a non-finite loss."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,12 @@ from mlfer.train.state import LAST_DIR, Resumable, load_state, save_state
 
 #: Feature rows per forward pass when evaluating cached features.
 FEATURE_EVAL_CHUNK = 4096
+
+# Each step's gradients are fresh tensors (zero_grad(set_to_none=True)): 114 MB for the RAF-ML
+# head, whose 4 kB pages the kernel faults in one by one. With this set before its first
+# allocation of 2 MB or more, PyTorch's CPU allocator asks for 2 MB transparent huge pages
+# instead, which halves the head's backward pass on the CPU (docs/benchmarks.md).
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 
 class FeatureBatches:
