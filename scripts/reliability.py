@@ -67,6 +67,7 @@ OTHER = {
     "NaN features": "NaN or infinity in a features npz",
     "damaged resume state": "`last/` tensors flipped, truncated or deleted, `state.json` truncated; `--resume`",
     "damaged model folder": "`model.safetensors` truncated, emptied or one bit flipped; `config.yaml` damaged",
+    "damaged cache entry": "a feature-cache entry with one bit flipped, or cut in half; `mlfer train` again",
     "mlfer graph: disk full": "`mlfer graph --out` on a 1 MiB tmpfs with 0 to 700 kB free",
     "mlfer predict: disk full": "`mlfer predict --out X.parquet --annotate` on a 1 MiB tmpfs with 0 to 700 kB free",
     "mlfer train: disk full": "`mlfer train --out` on a 1 MiB tmpfs with 0 to 700 kB free",

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from faults import SOAK, Command, kill_series, kills, run_cli
+from faults import CLEAR_ERROR, SOAK, Command, kill_series, kills, record, run_cli
 from safetensors import safe_open
 from test_train_features import SMALL, write_features
 
@@ -71,3 +71,28 @@ def test_feature_cache_build_killed_at_random_moments(tmp_path: Path) -> None:
     # A run killed in the build leaves no entry, so each rerun builds again until one gets past it.
     kill_series(command, reference.seconds, kills(20), tmp_path / "scratch", seed=2, fresh=SOAK)
     assert sorted(path.name for path in cache.iterdir() if not path.name.startswith(".")) == entries
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_a_corrupt_cache_entry_is_rebuilt_not_used(tmp_path: Path, damage: str) -> None:
+    cache = tmp_path / "cache"
+
+    def args(out: Path) -> list[str]:
+        return [*train_args("synthetic:24", out, "model.backbone=resnet18", "train.image_size=32", "train.epochs=1",
+                            "train.flip=false"), "--model", "baseline", "--cache", str(cache)]
+
+    run_cli(args(tmp_path / "first"), tmp_path / "scratch").check_finished()
+    entry, = cache.iterdir()
+    data = bytearray(entry.read_bytes())
+    if damage == "flip":
+        data[-5] ^= 0x01  # one bit of one feature
+    else:
+        del data[len(data) // 2:]
+    entry.write_bytes(bytes(data))
+    again = run_cli(args(tmp_path / "again"), tmp_path / "scratch")
+    again.check_finished()
+    assert f"feature cache entry {entry}" in again.stderr and "rebuilding it" in again.stderr
+    record("damaged cache entry", CLEAR_ERROR, "rebuilt with a warning")
+    verify_cache_entry(entry)
+    first = json.loads((tmp_path / "first" / "metrics.json").read_text())["mean"]
+    assert json.loads((tmp_path / "again" / "metrics.json").read_text())["mean"] == pytest.approx(first, abs=1e-6)
