@@ -227,6 +227,18 @@ def mutated(draw: st.DrawFn, valid: bytes) -> tuple[bytes, bool]:
     return b"", False
 
 
+def flip_last_byte(path: Path) -> None:
+    """Flip one bit of a file's last byte: in a safetensors file, inside the last tensor's data."""
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+def cut_in_half(path: Path) -> None:
+    """Truncate a file to half its size."""
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
 @dataclass
 class Run:
     """How one ``mlfer`` run in a child process ended.

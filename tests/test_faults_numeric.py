@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from faults import CLEAR_ERROR, record, run_cli
+from faults import CLEAR_ERROR, cut_in_half, flip_last_byte, record, run_cli
 from test_train_features import SMALL, write_features
 
 from mlfer.train.state import LAST_DIR, STATE_FILE, file_sha256
@@ -73,12 +73,6 @@ def test_non_finite_features_are_refused_naming_the_row(tmp_path: Path, value: f
     assert str(npz) in run.error_line() and "row 7 " in run.error_line() and "'features'" in run.error_line()
 
 
-def _flip_last_byte(path: Path) -> None:
-    data = bytearray(path.read_bytes())
-    data[-1] ^= 0x01
-    path.write_bytes(bytes(data))
-
-
 @pytest.mark.parametrize("damage", ["flip tensors", "truncate tensors", "truncate json", "remove tensors"])
 def test_a_damaged_resume_state_is_reported_not_used(diverged, tmp_path: Path, damage: str) -> None:
     npz, diverged_out, _ = diverged
@@ -87,9 +81,9 @@ def test_a_damaged_resume_state_is_reported_not_used(diverged, tmp_path: Path, d
     state = out / RUN / LAST_DIR / STATE_FILE
     tensors = state.parent / json.loads(state.read_text())["tensors"]
     if damage == "flip tensors":
-        _flip_last_byte(tensors)
+        flip_last_byte(tensors)
     elif damage == "truncate tensors":
-        tensors.write_bytes(tensors.read_bytes()[:100])
+        cut_in_half(tensors)
     elif damage == "truncate json":
         state.write_text(state.read_text()[:50])
     else:

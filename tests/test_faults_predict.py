@@ -8,7 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from faults import CLEAR_ERROR, SOAK, Command, kill_series, kills, record, run_cli
+from faults import (
+    CLEAR_ERROR, SOAK, Command, cut_in_half, flip_last_byte, kill_series, kills, record, run_cli,
+)
 from test_predict import make_checkpoint
 
 from mlfer.checkpoint import CONFIG_FILE, MODEL_FILE
@@ -44,20 +46,10 @@ def test_predict_killed_at_random_moments(checkpoint: Path, photos: Path, tmp_pa
         path.name for path in (tmp_path / "reference" / "annotated").iterdir())
 
 
-def _flip_last_byte(path: Path) -> None:
-    data = bytearray(path.read_bytes())
-    data[-1] ^= 0x10  # inside the last tensor's data, not the header
-    path.write_bytes(bytes(data))
-
-
-def _cut_in_half(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-
-
 @pytest.mark.parametrize("name, damage, message", [
-    (MODEL_FILE, _cut_in_half, "cannot read the weights"),
+    (MODEL_FILE, cut_in_half, "cannot read the weights"),
     (MODEL_FILE, lambda path: path.write_bytes(path.read_bytes()[:4000]), "cannot read the weights"),
-    (MODEL_FILE, _flip_last_byte, "checksum"),
+    (MODEL_FILE, flip_last_byte, "checksum"),
     (MODEL_FILE, lambda path: path.write_bytes(b""), "cannot read the weights"),
     (CONFIG_FILE, lambda path: path.write_text(path.read_text()[:200]), CONFIG_FILE),
     (CONFIG_FILE, lambda path: path.write_bytes(b"\xff\xfe" + path.read_bytes()), CONFIG_FILE),

@@ -8,7 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
-from faults import CLEAR_ERROR, SOAK, Command, kill_series, kills, record, run_cli
+from faults import (
+    CLEAR_ERROR, SOAK, Command, cut_in_half, flip_last_byte, kill_series, kills, record, run_cli,
+)
 from safetensors import safe_open
 from test_train_features import SMALL, write_features
 
@@ -83,12 +85,7 @@ def test_a_corrupt_cache_entry_is_rebuilt_not_used(tmp_path: Path, damage: str) 
 
     run_cli(args(tmp_path / "first"), tmp_path / "scratch").check_finished()
     entry, = cache.iterdir()
-    data = bytearray(entry.read_bytes())
-    if damage == "flip":
-        data[-5] ^= 0x01  # one bit of one feature
-    else:
-        del data[len(data) // 2:]
-    entry.write_bytes(bytes(data))
+    (flip_last_byte if damage == "flip" else cut_in_half)(entry)
     again = run_cli(args(tmp_path / "again"), tmp_path / "scratch")
     again.check_finished()
     assert f"feature cache entry {entry}" in again.stderr and "rebuilding it" in again.stderr

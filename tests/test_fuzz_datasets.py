@@ -27,11 +27,13 @@ JAFFE_TO_RAF = [EXPRESSIONS.index(name) for name in ("happiness", "sadness", "su
 
 
 def _touch(path: Path) -> None:
+    """An empty file at ``path`` (the readers only check that listed images exist)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"")
 
 
 def _one_hot(*indices: int) -> list[int]:
+    """A 0/1 label row in RAF order with ``indices`` set."""
     return [int(index in indices) for index in range(len(EXPRESSIONS))]
 
 
@@ -41,6 +43,7 @@ raf_db_rows = st.lists(st.tuples(st.sampled_from(("train", "test")), st.integers
 
 
 def _raf_db(root: Path, rows: list[tuple[str, int]]) -> tuple[Path, bytes]:
+    """RAF-DB images under ``root`` for ``(split, label)`` rows; the label list's path and valid text."""
     names = [f"{split}_{number:04d}.jpg" for number, (split, _) in enumerate(rows, start=1)]
     for name in names:
         _touch(root / "Image" / "aligned" / name.replace(".jpg", "_aligned.jpg"))
@@ -51,6 +54,7 @@ def _raf_db(root: Path, rows: list[tuple[str, int]]) -> tuple[Path, bytes]:
 
 
 def _compound_expected(label: int) -> list[int]:
+    """The two basic labels of a compound class, from the class table."""
     _, first, second = COMPOUND_CLASSES[label]
     return _one_hot(EXPRESSIONS.index(first), EXPRESSIONS.index(second))
 
@@ -101,6 +105,7 @@ distributions = st.lists(
 
 
 def _raf_ml(root: Path, rows: list[list[float]]) -> tuple[list[str], bytes, bytes]:
+    """RAF-ML images under ``root``: their names, the distribution file's and the partition file's text."""
     names = [f"image_{number:04d}.jpg" for number in range(len(rows))]
     for name in names:
         _touch(root / "aligned" / name)
@@ -151,6 +156,7 @@ ratings = st.lists(st.lists(st.floats(1, 5, allow_nan=False), min_size=6, max_si
 
 
 def _jaffe(root: Path, rows: list[list[float]]) -> bytes:
+    """JAFFE images under ``root`` for rating rows (file order); the ratings file's text."""
     lines = ["#N " + " ".join(JAFFE_COLUMNS) + " PIC"]
     for number, row in enumerate(rows, start=1):
         _touch(root / f"KM.NE{number}.{number + 10}.tiff")
@@ -197,6 +203,7 @@ manifests = st.lists(st.tuples(st.lists(st.integers(0, 1), min_size=6, max_size=
 
 
 def _manifest(root: Path, rows: list[tuple[list[int], str]]) -> bytes:
+    """Images under ``root`` for ``(labels, split)`` rows; the CSV manifest's text."""
     lines = ["path," + ",".join(EXPRESSIONS) + ",split"]
     for number, (labels, split) in enumerate(rows):
         _touch(root / "faces" / f"{number}.png")

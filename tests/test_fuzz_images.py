@@ -56,6 +56,7 @@ def _encode(
 
 
 def _read_back(path: Path) -> np.ndarray | MlferError:
+    """``read_image`` of ``path`` in a forked child, as an RGB array or the MlferError."""
     outcome = check_case("read_image", lambda: np.asarray(read_image(path)), [path], isolated=True)
     if isinstance(outcome, np.ndarray):
         assert outcome.dtype == np.uint8 and outcome.ndim == 3 and outcome.shape[2] == 3
@@ -95,21 +96,25 @@ def test_random_bytes_with_an_image_suffix(content, suffix):
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    """One PNG chunk with its length and CRC."""
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
 def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header declares ``width`` x ``height`` RGB pixels but holds 100 bytes of data."""
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(b"\0" * 100))
             + _png_chunk(b"IEND", b""))
 
 
 def _bmp_claiming(width: int, height: int) -> bytes:
+    """A 24-bit BMP whose header declares ``width`` x ``height`` but holds 64 bytes of pixels."""
     info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, 0, 2835, 2835, 0, 0)
     return b"BM" + struct.pack("<IHHI", 54 + 64, 0, 0, 54) + info + b"\0" * 64
 
 
 def _gif_claiming(width: int, height: int) -> bytes:
+    """A GIF whose screen and image declare ``width`` x ``height`` with one tiny LZW block."""
     return b"GIF89a" + struct.pack("<HHBBB", width, height, 0, 0, 0) + b",\0\0\0\0" + struct.pack(
         "<HH", width, height) + b"\0\x02\x02D\x01\0;"
 

@@ -96,6 +96,7 @@ def test_fuzz_config_yaml(data):
 # GloVe text files ------------------------------------------------------------------------
 
 def _glove(words: list[str], dim: int, seed: int) -> tuple[bytes, np.ndarray]:
+    """A GloVe text file of random ``dim``-d vectors for ``words``, and the vectors."""
     rng = np.random.default_rng(seed)
     vectors = rng.normal(size=(len(words), dim)).astype(np.float32)
     lines = [word + " " + " ".join(repr(float(value)) for value in row) for word, row in zip(words, vectors)]
