@@ -98,3 +98,22 @@ def test_jaffe_baseline_matches_reference(bench: None, shared_data: Path) -> Non
     reference = {"hamming_loss": 0.225, "average_precision": 0.770, "micro_auc": 0.779, "macro_auc": 0.756}
     for metric, value in reference.items():
         assert means[metric] == pytest.approx(value, abs=0.02), metric
+
+
+def test_predict_smoke(bench: None, shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import predict
+
+    assert predict.main(["--smoke", "--data", str(shared_data / "faces")]) == 0
+    output = capsys.readouterr().out
+    # Both MediaPipe models together find the four labelled faces and the five of multi_face.jpg.
+    assert "| detection | MediaPipe short + full range, 5 photos, 9 faces |" in output
+    assert float(table_value(output, "alignment").split(" | ")[1]) > 0
+    classified = re.findall(r"^\| classification \| resnet18 svml-rgcn, batch (\d+), 8 faces \| [\d.]+ \| [\d.]+ \|$",
+                            output, re.MULTILINE)
+    assert list(dict.fromkeys(classified)) == ["1", "4"]  # printed as measured, then in the table
+    onnx = re.search(r"^\| resnet18 svml-rgcn \| [14] \| [\d.]+ \| [\d.]+ \| [\d.]+ \| (\S+) \|$", output, re.MULTILINE)
+    assert onnx and float(onnx.group(1)) < 1e-4  # the export computes the same probabilities
+    memory = re.findall(r"^\| resnet18 svml-rgcn, 64 x 64 \| (\d) \| (\d+) \| (\d+) \|", output, re.MULTILINE)
+    assert [photos for photos, _, _ in memory] == ["2", "4"]
+    assert int(memory[1][1]) > int(memory[0][1]) and all(int(peak) > 100 for _, _, peak in memory)
+    assert "(limit 1.10)" in output and "passes." in output
