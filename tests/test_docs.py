@@ -32,6 +32,7 @@ import argparse
 import importlib.util
 import re
 import shlex
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +58,7 @@ ABLATION_ROWS = {"Baseline": "baseline", "SVML-GCN": "svml-gcn", "SML-RGCN": "sm
                  "SVML-RGCN": "svml-rgcn"}
 
 
-def load_script() -> object:
+def load_script() -> types.ModuleType:
     """scripts/make_cli_docs.py as a module (scripts/ is not a package)."""
     spec = importlib.util.spec_from_file_location("make_cli_docs", ROOT / "scripts" / "make_cli_docs.py")
     module = importlib.util.module_from_spec(spec)
@@ -303,11 +304,12 @@ def test_documented_command_parses(command: DocCommand, capsys: pytest.CaptureFi
         return
     assert parser is not None, f"{command}\n  names no mlfer command"
     known = set(parser._option_string_actions)
-    named = {re.sub(r"[\[\]]", "", token).split("=")[0] for token in command.argv if token.lstrip("[").startswith("-")}
+    options = [token for token in command.argv if token.lstrip("[").startswith("-")]
+    named = {re.sub(r"[\[\]]", "", token).split("=")[0] for token in options}
     unknown = sorted(named - known)
     assert not unknown, f"{command}\n  unknown option(s) {unknown} of mlfer {command.name}"
     if command.synopsis:
-        required = {action.option_strings[-1] for action in parser._actions if action.required and action.option_strings}
+        required = {a.option_strings[-1] for a in parser._actions if a.required and a.option_strings}
         assert required <= named, f"{command}\n  leaves out required option(s) {sorted(required - named)}"
 
 
