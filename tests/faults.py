@@ -141,8 +141,8 @@ def _names_input(error: MlferError, inputs: Sequence[Path]) -> bool:
         return error.field is not None
     if error.path is None:
         return False
-    named = Path(error.path).resolve()
-    return any(named == path.resolve() or path.resolve() in named.parents for path in inputs)
+    named = Path(os.path.abspath(error.path))  # not resolve(): the path may hold a NUL byte
+    return any(named == path.absolute() or path.absolute() in named.parents for path in inputs)
 
 
 def check_case(
