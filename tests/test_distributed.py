@@ -67,9 +67,13 @@ def _rank_main(index: int, port: int, function: Callable[..., Any], args: tuple[
     function(*args)
 
 
-def on_two_ranks(function: Callable[..., Any], *args: Any) -> None:
-    """Run ``function(*args)`` in two forked processes that torchrun's variables make ranks 0 and 1."""
-    mp.start_processes(_rank_main, args=(free_port(), function, args), nprocs=WORLD, start_method="fork")
+def on_two_ranks(function: Callable[..., Any], *args: Any, start_method: str = "fork") -> None:
+    """Run ``function(*args)`` in two processes that torchrun's variables make ranks 0 and 1.
+
+    Forking is fast; ``spawn`` is needed where the child starts MediaPipe, which aborts in a
+    child forked from a process that has already run it (as an earlier test in the suite may).
+    """
+    mp.start_processes(_rank_main, args=(free_port(), function, args), nprocs=WORLD, start_method=start_method)
 
 
 def _cli(argv: list[str]) -> None:
@@ -344,7 +348,7 @@ def test_distributed_predict_writes_the_file_of_one_process(shared_data: Path, t
     checkpoint = make_checkpoint(tmp_path / "checkpoint")
     args = ["predict", "--checkpoint", str(checkpoint), str(shared_data / "faces"), "--every", "24",
             "--batch-size", "1"]
-    on_two_ranks(_cli, [*args, "--out", str(tmp_path / "two.csv")])
+    on_two_ranks(_cli, [*args, "--out", str(tmp_path / "two.csv")], start_method="spawn")
     _cli([*args, "--out", str(tmp_path / "one.csv")])
     one, two = (tmp_path / "one.csv").read_text(), (tmp_path / "two.csv").read_text()
     assert len(one.splitlines()) > 8
