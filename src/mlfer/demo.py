@@ -5,17 +5,22 @@
 2. A multi-label set of synthetic blended faces (label sets drawn in RAF-ML's proportions)
    goes through that frozen trunk once; the baseline and the SVML-RGCN heads train on the
    cached features with the same split and seed, the paper's 80-epoch schedule, and the
-   visual prototypes of the basic set (eq. 5).
+   visual prototypes (eq. 5) of a further, held-out set of basic faces.
 3. The comparison table, the label graph and the training curves are written to ``OUT``.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from mlfer.ablation import compare_models
 from mlfer.fileio import atomic_path
@@ -23,6 +28,7 @@ from mlfer.metrics import METRIC_NAMES
 from mlfer.report import heading
 from mlfer.train.config import make_config
 from mlfer.train.pretrain import BACKBONE_FILE, PRETRAIN_DEFAULTS, pretrain_backbone
+from mlfer.train.runner import METRICS_FILE, is_finished
 from mlfer.train.runs import TrainingResults
 
 DEMO_MODELS: tuple[str, ...] = ("baseline", "svml-rgcn")
@@ -30,65 +36,107 @@ DEMO_MODELS: tuple[str, ...] = ("baseline", "svml-rgcn")
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """Sizes of the demo (the defaults finish in a few minutes on a 2-core CPU).
+    """Sizes and schedules of the demo (docs/demo.md measures the defaults).
 
     Args:
         faces: multi-label synthetic faces (80% train, 20% test).
-        basic_faces: single-label faces for pre-training the trunk and the prototypes.
+        basic_faces: single-label faces pre-training the trunk (80% train, 20% test).
+        prototype_faces: further single-label faces whose features give the visual prototypes.
         size: side of the generated images and of the backbone input, in pixels.
-        pretrain_epochs: epochs of trunk pre-training.
+        pretrain_epochs: epochs of trunk pre-training; the last one runs at a tenth of
+            ``pretrain_lr``.
+        pretrain_lr: Adam learning rate of the trunk and its classifier (training from scratch).
         seed: seed of the faces, splits and training.
+        epochs: epochs of the heads (the paper's 80; lr / 10 every quarter).
+        save_every: epochs between the heads' resume states.
     """
 
     faces: int = 2000
-    basic_faces: int = 1500
+    basic_faces: int = 6000
+    prototype_faces: int = 600
     size: int = 64
-    pretrain_epochs: int = 6
+    pretrain_epochs: int = 4
+    pretrain_lr: float = 1e-3
     seed: int = 0
+    epochs: int = 80
+    save_every: int = 20
 
-    @property
-    def basic_spec(self) -> str:
-        return f"synthetic:{self.basic_faces}?single_label=1&size={self.size}&seed={self.seed + 1}"
+    def synthetic_spec(self, count: int, seed: int, single_label: bool) -> str:
+        """The ``synthetic:N`` spec of ``count`` faces at the demo's size."""
+        options = "single_label=1&" if single_label else ""
+        return f"synthetic:{count}?{options}size={self.size}&seed={seed}"
 
     @property
     def faces_spec(self) -> str:
-        return f"synthetic:{self.faces}?size={self.size}&seed={self.seed}"
+        return self.synthetic_spec(self.faces, self.seed, single_label=False)
+
+    @property
+    def basic_spec(self) -> str:
+        return self.synthetic_spec(self.basic_faces, self.seed + 1, single_label=True)
+
+    @property
+    def prototype_spec(self) -> str:
+        return self.synthetic_spec(self.prototype_faces, self.seed + 2, single_label=True)
+
+
+@contextmanager
+def intra_op_threads(count: int) -> Iterator[None]:
+    """Run the block with ``count`` torch intra-op threads, then restore the previous count.
+
+    The heads' steps are small (six-row matrix products and one Adam update), which gain
+    little from several threads and lose many times over when other processes share the
+    cores (docs/demo.md).
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def pretrained_trunk(settings: DemoSettings, out_dir: Path, progress: bool) -> Path:
-    """Pre-train the ResNet18 trunk on the basic set (reused when already in ``out_dir``)."""
-    weights = out_dir / BACKBONE_FILE
-    if weights.is_file():
-        return weights
-    overrides = {
-        **PRETRAIN_DEFAULTS,
-        "model.backbone": "resnet18",
-        "train.image_size": settings.size,
-        "train.epochs": settings.pretrain_epochs,
-        "train.lr_step": max(1, settings.pretrain_epochs - 2),
-        "train.lr_backbone": 1e-3,
-        "train.seed": settings.seed,
-    }
-    config = make_config(None, overrides, dataset=settings.basic_spec)
-    result = pretrain_backbone(config, out_dir, resume=(out_dir / "config.yaml").is_file(), progress=progress)
-    print(f"backbone pre-trained on {settings.basic_faces} basic faces: test accuracy {result.accuracy:.3f}")
-    return result.weights
+    """Pre-train the ResNet18 trunk on the basic set (read back when finished in ``out_dir``)."""
+    if not is_finished(out_dir):
+        epochs = settings.pretrain_epochs
+        overrides = {
+            **PRETRAIN_DEFAULTS,
+            "model.backbone": "resnet18",
+            "train.image_size": settings.size,
+            "train.epochs": epochs,
+            "train.lr_step": max(1, epochs - 1),
+            "train.lr_head": settings.pretrain_lr,
+            "train.lr_backbone": settings.pretrain_lr,
+            "train.seed": settings.seed,
+        }
+        config = make_config(None, overrides, dataset=settings.basic_spec)
+        pretrain_backbone(config, out_dir, resume=(out_dir / "config.yaml").is_file(), progress=progress)
+    accuracy = json.loads((out_dir / METRICS_FILE).read_text())["accuracy"]
+    print(f"backbone pre-trained on {settings.basic_faces} basic faces: test accuracy {accuracy:.3f}")
+    return out_dir / BACKBONE_FILE
 
 
 def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(), progress: bool = True) -> pd.DataFrame:
     """Run the demo into ``out_dir`` (a rerun reuses what is finished) and return the comparison."""
     out_dir = Path(out_dir)
+    start = time.perf_counter()
     weights = pretrained_trunk(settings, out_dir / "backbone", progress)
     overrides = {
         "model.backbone": "resnet18",
         "model.backbone_weights": str(weights),
         "train.image_size": settings.size,
         "train.seed": settings.seed,
-        "train.save_every": 10,
+        "train.epochs": settings.epochs,
+        "train.lr_step": max(1, settings.epochs // 4),
+        "train.save_every": settings.save_every,
     }
-    config = make_config("raf-ml", overrides, dataset=settings.faces_spec, prototypes=settings.basic_spec)
-    frame, results = compare_models(config, out_dir, DEMO_MODELS, (settings.seed,), resume=True,
-                                    cache_dir=out_dir / "cache", progress=progress)
+    config = make_config("raf-ml", overrides, dataset=settings.faces_spec, prototypes=settings.prototype_spec)
+    heads_start = time.perf_counter()
+    with intra_op_threads(1):
+        frame, results = compare_models(config, out_dir, DEMO_MODELS, (settings.seed,), resume=True,
+                                        cache_dir=out_dir / "cache", progress=progress)
+    finish = time.perf_counter()
+    print(f"pre-training {heads_start - start:.0f} s, features and heads {finish - heads_start:.0f} s")
     with atomic_path(out_dir / "graph.png") as temporary:
         shutil.copyfile(out_dir / "svml-rgcn" / "graph.png", temporary)
     plot_curves(results, out_dir / "curves.png")

@@ -25,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="output folder (default: mlfer-demo)")
     parser.add_argument("--faces", type=int, default=DEFAULTS.faces, help="blended faces, 80%% train / 20%% test")
     parser.add_argument("--basic-faces", type=int, default=DEFAULTS.basic_faces,
-                        help="single-expression faces for pre-training and the visual prototypes")
+                        help="single-expression faces for pre-training the trunk, 80%% train / 20%% test")
+    parser.add_argument("--prototype-faces", type=int, default=DEFAULTS.prototype_faces,
+                        help="further single-expression faces for the visual prototypes")
     parser.add_argument("--size", type=int, default=DEFAULTS.size, help="image side in pixels")
     parser.add_argument("--pretrain-epochs", type=int, default=DEFAULTS.pretrain_epochs)
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
@@ -35,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo and print the comparison table."""
-    settings = DemoSettings(args.faces, args.basic_faces, args.size, args.pretrain_epochs, args.seed)
+    settings = DemoSettings(faces=args.faces, basic_faces=args.basic_faces, prototype_faces=args.prototype_faces,
+                            size=args.size, pretrain_epochs=args.pretrain_epochs, seed=args.seed)
     frame = run_demo(args.out, settings, progress=not args.quiet)
     print(comparison_text(frame))
     print(f"wrote {args.out / 'table.md'}, {args.out / 'graph.png'}, {args.out / 'curves.png'}")
