@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torchvision
 from torch import nn
+from torch.fx.experimental.optimization import fuse
 from torch.utils.data import DataLoader, Sampler
 from torchvision import transforms
 from tqdm import tqdm
@@ -96,6 +97,12 @@ def flipped_transform(size: int) -> transforms.Compose:
     return transforms.Compose([eval_transform(size), transforms.RandomHorizontalFlip(p=1.0)])
 
 
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """An eval-mode copy of ``module`` with each BatchNorm folded into the convolution before
+    it (``torch.fx``): the same function up to rounding, one memory pass less per layer."""
+    return fuse(module.eval())
+
+
 @torch.inference_mode()
 def extract_features(
     module: nn.Module,
@@ -106,6 +113,7 @@ def extract_features(
     *,
     amp: str = "none",
     channels_last: bool = True,
+    fold: bool = True,
 ) -> torch.Tensor:
     """``module`` applied to every image in eval mode, (N, D) float32 on the CPU.
 
@@ -119,8 +127,10 @@ def extract_features(
             faster only where the hardware has bfloat16 units; docs/benchmarks.md).
         channels_last: feed the images in channels-last (NHWC) layout, the same fp32
             arithmetic in another order (1.5x faster for ResNet50 on a 2-core AMD EPYC).
+        fold: run with the BatchNorm layers folded into the convolutions (:func:`fold_batchnorm`).
     """
-    module = Accelerated(module.to(device).eval(), amp, channels_last)
+    module = module.to(device).eval()
+    module = Accelerated(fold_batchnorm(module) if fold else module, amp, channels_last)
     loader = image_loader(data, transform, EVAL_BATCH_SIZE, sampler=OrderedShardSampler(len(data), EVAL_BATCH_SIZE))
     values, rows = [], []
     for batch in tqdm(loader, desc="features", leave=False, disable=not progress):
