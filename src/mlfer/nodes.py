@@ -101,7 +101,8 @@ def load_glove(path: str | Path, words: Sequence[str] = LABEL_WORDS) -> np.ndarr
         word = _split_line(tokens, dim, path, number, first)
         if word in wanted and word not in found:
             try:
-                vector = np.array(tokens[-dim:], dtype=np.float32)
+                with np.errstate(over="ignore"):  # an overflow becomes inf, refused below
+                    vector = np.array(tokens[-dim:], dtype=np.float32)
             except ValueError as error:
                 message = f"vector of {word!r} is not numeric ({error})"
                 raise MlferError(message, path=path, line=number) from error
