@@ -32,6 +32,10 @@ from mlfer.train.runner import METRICS_FILE, is_finished
 from mlfer.train.runs import TrainingResults
 
 DEMO_MODELS: tuple[str, ...] = ("baseline", "svml-rgcn")
+#: Adam learning rate of the trunk and its new classifier, trained from scratch.
+PRETRAIN_LR = 1e-3
+#: Epochs between the heads' resume states (each is 56 MB for SVML-RGCN at D = 512).
+SAVE_EVERY = 20
 
 
 @dataclass(frozen=True)
@@ -43,12 +47,9 @@ class DemoSettings:
         basic_faces: single-label faces pre-training the trunk (80% train, 20% test).
         prototype_faces: further single-label faces whose features give the visual prototypes.
         size: side of the generated images and of the backbone input, in pixels.
-        pretrain_epochs: epochs of trunk pre-training; the last one runs at a tenth of
-            ``pretrain_lr``.
-        pretrain_lr: Adam learning rate of the trunk and its classifier (training from scratch).
+        pretrain_epochs: epochs of trunk pre-training at :data:`PRETRAIN_LR`, the last one
+            at a tenth of it.
         seed: seed of the faces, splits and training.
-        epochs: epochs of the heads (the paper's 80; lr / 10 every quarter).
-        save_every: epochs between the heads' resume states.
     """
 
     faces: int = 2000
@@ -56,10 +57,7 @@ class DemoSettings:
     prototype_faces: int = 600
     size: int = 64
     pretrain_epochs: int = 4
-    pretrain_lr: float = 1e-3
     seed: int = 0
-    epochs: int = 80
-    save_every: int = 20
 
     def synthetic_spec(self, count: int, seed: int, single_label: bool) -> str:
         """The ``synthetic:N`` spec of ``count`` faces at the demo's size."""
@@ -105,8 +103,8 @@ def pretrained_trunk(settings: DemoSettings, out_dir: Path, progress: bool) -> P
             "train.image_size": settings.size,
             "train.epochs": epochs,
             "train.lr_step": max(1, epochs - 1),
-            "train.lr_head": settings.pretrain_lr,
-            "train.lr_backbone": settings.pretrain_lr,
+            "train.lr_head": PRETRAIN_LR,
+            "train.lr_backbone": PRETRAIN_LR,
             "train.seed": settings.seed,
         }
         config = make_config(None, overrides, dataset=settings.basic_spec)
@@ -126,9 +124,7 @@ def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(), progr
         "model.backbone_weights": str(weights),
         "train.image_size": settings.size,
         "train.seed": settings.seed,
-        "train.epochs": settings.epochs,
-        "train.lr_step": max(1, settings.epochs // 4),
-        "train.save_every": settings.save_every,
+        "train.save_every": SAVE_EVERY,
     }
     config = make_config("raf-ml", overrides, dataset=settings.faces_spec, prototypes=settings.prototype_spec)
     heads_start = time.perf_counter()
