@@ -38,12 +38,17 @@ def copy_seconds(nbytes: int, repeats: int = 5) -> float:
     return best_seconds(lambda: target.copy_(source), repeats)
 
 
+#: Environment variables that change the speed of torch on the CPU, recorded when set.
+SPEED_VARIABLES = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "THP_MEM_ALLOC_ENABLE")
+
+
 def machine() -> str:
-    """CPU, core count, torch threads and the 1-minute load average, for the record."""
+    """CPU, core count, torch threads, speed-related environment and the 1-minute load average."""
     cpu = platform.processor() or platform.machine()
     model = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), cpu)
-    return (f"{model}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads, "
-            f"load average {os.getloadavg()[0]:.1f}")
+    settings = "".join(f", {name}={os.environ[name]}" for name in SPEED_VARIABLES if name in os.environ)
+    return (f"{model}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads"
+            f"{settings}, load average {os.getloadavg()[0]:.1f}")
 
 
 def _cpuinfo() -> list[str]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import resource
 import sys
 import tempfile
 import time
@@ -43,6 +44,25 @@ FULL_SIZE = {"train_rows": 3926, "test_rows": 982, "dim": 2048, "word_dim": 300,
 SMOKE_SIZE = {"train_rows": 96, "test_rows": 32, "dim": 32, "word_dim": 8, "mfb_o": 16, "epochs": 1}
 #: The paper's schedule (section 4.2).
 SCHEDULE_EPOCHS = 80
+NOTES = """The engine's step (`mlfer.train.loop`): the classifier W_C generated once (MFB, two R-GCN
+layers), the batch's logits, BCE, `zero_grad(set_to_none=True)`, backward, and
+`torch.optim.Adam(fused=True)` with the paper's L2 weight decay 2e-4 (not AdamW). The
+graph layers see six nodes, so every weight matrix meets a 6-row input: the matrix products
+are skinny and, like Adam, bound by memory traffic rather than arithmetic.
+
+Each step's gradients are fresh tensors as large as the head (114 MB). The kernel used to
+fault them in 4 kB pages one at a time, about half the time of the backward pass;
+`mlfer.train.loop` now sets `THP_MEM_ALLOC_ENABLE=1` (unless it is already set) so that
+PyTorch's CPU allocator backs allocations of 2 MB and more with transparent huge pages.
+The page faults per step above show it; `THP_MEM_ALLOC_ENABLE=0 python bench/head_training.py`
+times the engine without it (in this project's runs at the same load: 306 ms against 247 ms a
+step, 1.60 against 1.32 times the bound). Tried and left out: `torch.compile` of the head
+(no gain beyond this machine's noise, 30 s of compiling).
+
+Threads: on a shared machine OpenMP's spinning threads stall one another (a 2-thread step
+took 3 to 5 times longer than a 1-thread step at load 10). Start Python with
+`OMP_WAIT_POLICY=PASSIVE` (or `OMP_NUM_THREADS=1` when the machine is busy); neither can be
+changed once torch is imported."""
 
 
 @dataclass
@@ -107,18 +127,20 @@ def head_parameters(config: RunConfig, train: FeatureSet) -> int:
     return count_parameters(model.head)
 
 
-def step_seconds(config: RunConfig, train: FeatureSet, test: FeatureSet) -> tuple[np.ndarray, float]:
+def step_seconds(config: RunConfig, train: FeatureSet, test: FeatureSet) -> tuple[np.ndarray, float, int]:
     """The time between consecutive optimiser steps of one in-memory :func:`train_on_features`
     run (each a forward, backward and Adam step; an epoch's first also holds the epoch's
-    test pass), from a global step hook; and the run's wall-clock time."""
+    test pass), from a global step hook; the run's wall-clock time; its minor page faults."""
     stamps: list[float] = []
     handle = register_optimizer_step_post_hook(lambda *_: stamps.append(time.perf_counter()))
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     start = time.perf_counter()
     try:
         train_on_features(config, train, test, seed=0)
     finally:
         handle.remove()
-    return np.diff(stamps), time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    return np.diff(stamps), seconds, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
 
 
 def where_time_goes(config: RunConfig, train: FeatureSet, test: FeatureSet, rows: int = 8) -> str:
@@ -173,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         vectors = write_word_vectors(folder / "words.txt", sizes.word_dim)
         parameters = head_parameters(bench_config(sizes, vectors, 1), train)
         bound = copy_seconds(7 * 4 * parameters)
-        steps, total = step_seconds(bench_config(sizes, vectors, 1 + sizes.epochs), train, test)
+        steps, total, faults = step_seconds(bench_config(sizes, vectors, 1 + sizes.epochs), train, test)
         bound = min(bound, copy_seconds(7 * 4 * parameters))
         timed = steps[steps_per_epoch - 1:]  # after the first epoch (warm-up)
         median, mean = float(np.median(timed)), float(np.mean(timed))
@@ -186,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             ("bound: copy of 7 x 4 x P bytes, best of 10", f"{bound * 1e3:.1f} ms"),
             ("median step / bound", f"{median / bound:.2f}"),
             ("mean step / bound", f"{mean / bound:.2f}"),
+            ("minor page faults per step", f"{faults / (len(steps) + 1):.0f}"),
             (f"{SCHEDULE_EPOCHS}-epoch schedule, extrapolated from the mean", f"{estimate / 60:.1f} min"),
         ]
         if args.full:
@@ -200,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.write and not args.smoke:
         body = table + ("\n\nWhere a one-epoch run spends its CPU time (torch.profiler):\n\n" + profile_table
                         if profile_table else "")
-        write_section("Head training", body)
+        write_section("Head training", body + "\n\n" + NOTES)
     return 0
 
 

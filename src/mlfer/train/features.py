@@ -123,10 +123,10 @@ def extract_features(
     Args:
         module, data, transform, device, progress: the backbone, the images, their
             transform, where to run, and whether to show a progress bar.
-        amp: ``none`` or ``bf16`` (bfloat16 autocast: features within cosine 0.999 of fp32,
-            faster only where the hardware has bfloat16 units; docs/benchmarks.md).
+        amp: ``none`` or ``bf16`` (bfloat16 autocast: faster only on hardware with bfloat16
+            units, and the features drift from fp32; see docs/benchmarks.md).
         channels_last: feed the images in channels-last (NHWC) layout, the same fp32
-            arithmetic in another order (1.5x faster for ResNet50 on a 2-core AMD EPYC).
+            arithmetic in another order (1.3x faster for ResNet50 on a 2-core AMD EPYC).
         fold: run with the BatchNorm layers folded into the convolutions (:func:`fold_batchnorm`).
     """
     module = module.to(device).eval()
