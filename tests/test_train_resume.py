@@ -16,9 +16,12 @@ import pytest
 import torch
 
 from mlfer.cli import main
+from mlfer.data import load_dataset
 from mlfer.errors import MlferError
+from mlfer.train import loop
+from mlfer.train.runs import train_runs
 from mlfer.train.state import LAST_DIR, Resumable, load_state, save_state, saved_epoch
-from test_train_features import SMALL, one_thread, write_features  # noqa: F401  (one_thread: autouse fixture)
+from test_train_features import SMALL, one_thread, small_config, write_features  # noqa: F401  (one_thread: autouse fixture)
 
 EPOCHS = 12
 
@@ -99,3 +102,29 @@ def test_a_damaged_state_is_refused(tmp_path: Path) -> None:
     tensors.write_bytes(bytes(data))
     with pytest.raises(MlferError, match="checksum"):
         load_state(tmp_path, objects)
+
+
+@pytest.mark.parametrize(("minutes", "saved"), [(1, [3, 6, 7]), (0, [1, 2, 3, 4, 5, 6, 7])])
+def test_resume_states_are_written_once_save_minutes_have_passed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, minutes: float, saved: list[int]
+) -> None:
+    """Epochs of 25 s on a fake clock: with the default minute, states after epochs 3 and 6
+    (75 s after the last) and after the last epoch; with 0, after every epoch."""
+    clock = [0.0]
+    train_epoch, epochs_saved = loop._train_epoch, []
+
+    def slow_epoch(*args, **kwargs):
+        clock[0] += 25.0
+        return train_epoch(*args, **kwargs)
+
+    def record(run_dir: Path, epoch: int, *args) -> None:
+        epochs_saved.append(epoch)
+        save_state(run_dir, epoch, *args)
+
+    monkeypatch.setattr(loop.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(loop, "_train_epoch", slow_epoch)
+    monkeypatch.setattr(loop, "save_state", record)
+    data = load_dataset(f"features:{write_features(tmp_path / 'features.npz')}")
+    config = small_config(data, f"train.save_minutes={minutes}", epochs=7)
+    train_runs(config, tmp_path / "out", data=data, progress=False)
+    assert epochs_saved == saved

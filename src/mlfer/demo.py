@@ -34,8 +34,6 @@ from mlfer.train.runs import TrainingResults
 DEMO_MODELS: tuple[str, ...] = ("baseline", "svml-rgcn")
 #: Adam learning rate of the trunk and its new classifier, trained from scratch.
 PRETRAIN_LR = 1e-3
-#: Epochs between the heads' resume states (each is 56 MB for SVML-RGCN at D = 512).
-SAVE_EVERY = 20
 
 
 @dataclass(frozen=True)
@@ -124,7 +122,6 @@ def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(), progr
         "model.backbone_weights": str(weights),
         "train.image_size": settings.size,
         "train.seed": settings.seed,
-        "train.save_every": SAVE_EVERY,
     }
     config = make_config("raf-ml", overrides, dataset=settings.faces_spec, prototypes=settings.prototype_spec)
     heads_start = time.perf_counter()

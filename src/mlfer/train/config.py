@@ -6,6 +6,7 @@ import dataclasses
 import math
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ AMP_MODES: tuple[str, ...] = ("none", "bf16")
 #: What ``yaml.safe_load`` raises on bad text: YAMLError, ValueError for impossible dates
 #: (``2020-99-99``), RecursionError for deep nesting (found by fuzzing).
 YAML_ERRORS = (yaml.YAMLError, ValueError, RecursionError)
+#: Settings that config files of earlier versions may hold, and what replaced them.
+RETIRED_SETTINGS: dict[str, str] = {"train.save_every": "resume states follow train.save_minutes"}
 
 
 @dataclass
@@ -35,7 +38,9 @@ class TrainConfig:
         flip: random horizontal flip augmentation.
         image_size: side of the square face image fed to the backbone.
         seed: random seed; ``deterministic`` asks torch for deterministic kernels.
-        save_every: epochs between the resume states written to ``last/`` (and after the last epoch).
+        save_minutes: least wall time between the resume states written to ``last/`` at the
+            end of an epoch (0: after every epoch); the state after the last epoch is always
+            written. A kill loses at most this much work plus one epoch.
         amp: ``none``, or ``bf16`` for bfloat16 autocast in training and evaluation.
         channels_last: feed images to the backbone in channels-last (NHWC) layout.
         compile: ``torch.compile`` the trained module.
@@ -57,7 +62,7 @@ class TrainConfig:
     image_size: int = 224
     seed: int = 0
     deterministic: bool = False
-    save_every: int = 1
+    save_minutes: float = 1.0
     device: str = "auto"
     amp: str = "none"
     channels_last: bool = False
@@ -73,9 +78,11 @@ class TrainConfig:
             raise MlferError(f"unknown amp {self.amp!r}; choose from {', '.join(AMP_MODES)}", field="train.amp")
         if self.workers is not None and self.workers < 0:
             raise MlferError("must be at least 0", field="train.workers")
-        for name in ("epochs", "batch_size", "lr_step", "image_size", "save_every"):
+        for name in ("epochs", "batch_size", "lr_step", "image_size"):
             if getattr(self, name) < 1:
                 raise MlferError("must be at least 1", field=f"train.{name}")
+        if not self.save_minutes >= 0:
+            raise MlferError("must be 0 or more", field="train.save_minutes")
 
 
 @dataclass
@@ -161,13 +168,17 @@ def config_to_dict(config: RunConfig) -> dict[str, Any]:
 
 
 def config_from_dict(data: dict[str, Any]) -> RunConfig:
-    """Inverse of :func:`config_to_dict`, with the same checks as overrides."""
+    """Inverse of :func:`config_to_dict`, with the same checks as overrides; settings of
+    :data:`RETIRED_SETTINGS` (written by earlier versions) are dropped with a warning."""
     flat = {str(key): value for key, value in data.items() if key not in ("model", "train")}
     for section in ("model", "train"):
         settings = data.get(section) or {}
         if not isinstance(settings, dict):
             raise MlferError(f"expected a mapping of settings, got {settings!r}", field=section)
         flat.update({f"{section}.{key}": value for key, value in settings.items()})
+    for key in RETIRED_SETTINGS.keys() & flat.keys():
+        warnings.warn(f"{key} is no longer used ({RETIRED_SETTINGS[key]}); ignored", stacklevel=2)
+        del flat[key]
     return config_from_flat(flat)
 
 

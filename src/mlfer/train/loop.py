@@ -1,9 +1,10 @@
 """The epoch loop of both modes: BCE with logits (eq. 2), Adam, step decay, a test pass per
-epoch, the resume state after every epoch, and a stop on a non-finite loss."""
+epoch, the resume state at most once a minute and after the last epoch, and a stop on a non-finite loss."""
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,7 +216,8 @@ def fit(
     """Train ``module`` for ``config.epochs`` epochs, evaluating on the test batches after each.
 
     With ``run_dir``, training continues from ``run_dir/last/`` when it exists and the state
-    is written there every ``config.save_every`` epochs and after the last. Returns one history row per epoch: run, epoch, train
+    is written there at the end of an epoch once ``config.save_minutes`` have passed since
+    the last write (or the start), and after the last epoch. Returns one history row per epoch: run, epoch, train
     and test loss, the learning rate of each parameter group (``lr_head``, ``lr_backbone``),
     and the metrics (by default BCE and the nine multi-label metrics).
 
@@ -227,6 +229,7 @@ def fit(
     where = f"epoch {start} in {run_dir / LAST_DIR}" if run_dir is not None and start else "none saved"
     if start:
         print(f"{name}: resuming after {where}")
+    last_save = time.monotonic()
     for epoch in tqdm(range(start + 1, config.epochs + 1), desc=name, initial=start, total=config.epochs,
                       disable=not progress):
         totals = sum_across(_train_epoch(module, train_batches, objects.optimizer, loss_fn, device, progress))
@@ -242,8 +245,10 @@ def fit(
             **rates,
             **metrics_fn(evaluation),
         })
-        if run_dir is not None and (epoch % config.save_every == 0 or epoch == config.epochs):
+        save_due = time.monotonic() - last_save >= 60 * config.save_minutes
+        if run_dir is not None and (save_due or epoch == config.epochs):
             if is_main():
                 save_state(run_dir, epoch, history, objects)
             where = f"epoch {epoch} in {run_dir / LAST_DIR}"
+            last_save = time.monotonic()
     return history
