@@ -158,7 +158,7 @@ def where_time_goes(config: RunConfig, train: FeatureSet, test: FeatureSet, rows
 
 def full_schedule_seconds(sizes: Sizes, vectors: Path, folder: Path, epochs: int) -> float:
     """Wall-clock time of ``mlfer train`` (svml-rgcn, RAF-ML preset, ``epochs`` epochs) on a
-    ``features:`` npz of the benchmark's sizes, with its run folder and per-epoch resume state."""
+    ``features:`` npz of the benchmark's sizes, with its run folder and resume states at the default interval."""
     train, test = feature_sets(sizes)
     npz = folder / "features.npz"
     np.savez(npz, features=torch.cat([train.features, test.features]).numpy(),
@@ -211,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             ("minor page faults per step", f"{faults / (len(steps) + 1):.0f}"),
             (f"{SCHEDULE_EPOCHS}-epoch schedule, extrapolated from the mean", f"{estimate / 60:.1f} min"),
         ]
+        print(*(f"{name}: {value}" for name, value in rows), sep="\n", flush=True)
         if args.full:
             epochs = 1 if args.smoke else SCHEDULE_EPOCHS
             full = full_schedule_seconds(sizes, vectors, folder, epochs)
