@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -158,3 +159,32 @@ def test_predict_smoke(bench: None, shared_data: Path, capsys: pytest.CaptureFix
     assert [photos for photos, _, _ in memory] == ["2", "4"]
     assert int(memory[1][1]) > int(memory[0][1]) and all(int(peak) > 100 for _, _, peak in memory)
     assert "(limit 1.10)" in output and "passes." in output
+
+
+def test_gradcam_localisation_smoke(bench: None, capsys: pytest.CaptureFixture[str]) -> None:
+    import gradcam_localisation
+
+    assert gradcam_localisation.main(["--smoke"]) == 0
+    output = capsys.readouterr().out
+    scored, probability, ratio, above, hits = (cell.split(" / ") for cell in table_value(output, "all").split(" | ")[:5])
+    assert int(scored[0]) > 0 and int(scored[1]) > 0
+    assert all(0 <= float(value) <= 1 for value in [*probability, *above, *hits])
+    assert all(float(value) > 0 for value in ratio)
+
+
+def test_localisation_scores_a_map_on_the_expressions_boxes(bench: None) -> None:
+    """A map that is hot exactly on an expression's boxes scores a high ratio and a pointing
+    hit; the same map read for another present expression whose boxes it misses does not."""
+    import gradcam_localisation
+    from mlfer.data.synthetic import render_faces
+
+    labels = np.array([[0, 0, 0, 1, 0, 1]])  # happiness and anger: disjoint action units
+    faces = render_faces(labels, seed=0, size=64)
+    masks = faces.expression_masks(0)
+    happiness, anger = 3, 5
+    maps = np.zeros((1, 6, 64, 64))
+    maps[0, happiness] = masks[happiness] & ~masks[anger]
+    maps[0, anger] = maps[0, happiness]
+    scores = gradcam_localisation.localisation_scores(faces, maps, np.full((1, 6), 0.9)).set_index("expression")
+    assert scores.loc["happiness", "ratio"] > 100 and scores.loc["happiness", "hit"]
+    assert scores.loc["anger", "ratio"] < 1 and not scores.loc["anger", "hit"]
