@@ -62,7 +62,21 @@ step, 1.60 against 1.32 times the bound). Tried and left out: `torch.compile` of
 Threads: on a shared machine OpenMP's spinning threads stall one another (a 2-thread step
 took 3 to 5 times longer than a 1-thread step at load 10). Start Python with
 `OMP_WAIT_POLICY=PASSIVE` (or `OMP_NUM_THREADS=1` when the machine is busy); neither can be
-changed once torch is imported."""
+changed once torch is imported.
+
+The bound follows the issue's yardstick: the time to copy as many bytes as Adam must move
+(7 x 4 x P). A copy of B bytes reads B and writes B, so by bytes moved it is a generous
+bound: against a copy of 3.5 x 4 x P bytes (the same traffic as Adam's) the median step is
+about 2.5 times the bound. Adam alone (`aten::_fused_adam_` above, about 19 ms a step) runs
+at that traffic's speed; the rest is the skinny matrix products and their gradients.
+
+The whole schedule with `mlfer train` takes longer than the steps' mean predicts (the run
+folder, the final evaluation and model, resume states). Resume states were written after
+every epoch (342 MB, about 1 s each) until they were limited to one a minute
+(`train.save_minutes`); the measured time stayed at 10.5 min in both runs, so most of the
+gap is elsewhere: a profile of 6 epochs of `mlfer train` spent 41.8 of 46.3 s in the
+epochs (7.0 s each, 57 ms a step), which predicts 9.4 min for 80; the rest of the
+difference was not found."""
 
 
 @dataclass
