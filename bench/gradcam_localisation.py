@@ -1,4 +1,4 @@
-"""Measurement: does a model's Grad-CAM fall on the action units of the expressions it finds?
+"""Measurement: does a model's Grad-CAM fall on the action units of the expressions present?
 
 On synthetic faces (:mod:`mlfer.data.synthetic`) the generator knows where each action unit
 was drawn. For every face, every present expression whose map is not zero on the whole face
@@ -47,23 +47,11 @@ BATCH = 50
 DEFAULT_SEED = 1000
 
 
-def face_box(faces: SyntheticFaces, index: int) -> np.ndarray:
-    """(size, size) bool: the box spanning every action unit drawn on face ``index``."""
-    size = faces.images.shape[1]
-    boxes = faces.regions[index].reshape(-1, 4)
-    boxes = boxes[~np.isnan(boxes[:, 0])]
-    mask = np.zeros((size, size), dtype=bool)
-    left, top = np.floor(boxes[:, :2].min(axis=0)).astype(int)
-    right, bottom = np.ceil(boxes[:, 2:].max(axis=0)).astype(int)
-    mask[max(top, 0):bottom, max(left, 0):right] = True
-    return mask
-
-
 def localisation_scores(faces: SyntheticFaces, maps: np.ndarray, probabilities: np.ndarray) -> pd.DataFrame:
     """One row per (face, present expression): density ratio, pointing hit, chance, probability."""
     rows = []
     for index in range(len(faces.labels)):
-        masks, face = faces.expression_masks(index), face_box(faces, index)
+        masks, face = faces.expression_masks(index), faces.face_mask(index)
         for e, name in enumerate(EXPRESSIONS):
             inside, rest = masks[e] & face, face & ~masks[e]
             heat = maps[index, e]
@@ -80,18 +68,24 @@ def localisation_scores(faces: SyntheticFaces, maps: np.ndarray, probabilities: 
     return pd.DataFrame(rows, columns=["expression", "ratio", "hit", "chance", "probability"])
 
 
-def measure(model: MultiLabelModel, faces: SyntheticFaces) -> pd.DataFrame:
-    """Grad-CAM of ``model`` on ``faces`` and the scores of every found expression."""
+def normalised_images(faces: SyntheticFaces) -> torch.Tensor:
+    """The faces as the model's input batch (:func:`~mlfer.data.transforms.eval_transform`)."""
     transform = eval_transform(faces.images.shape[1])
-    images = torch.stack([transform(Image.fromarray(image)) for image in faces.images])
+    return torch.stack([transform(Image.fromarray(image)) for image in faces.images])
+
+
+def measure(model: MultiLabelModel, faces: SyntheticFaces, images: torch.Tensor) -> pd.DataFrame:
+    """Grad-CAM of ``model`` on ``faces`` (``images``: their input batch) and the scores of
+    every present expression."""
     results = [grad_cam(model, images[start:start + BATCH]) for start in range(0, len(images), BATCH)]
     maps = np.concatenate([maps for maps, _ in results])
     probabilities = np.concatenate([probabilities for _, probabilities in results])
     return localisation_scores(faces, maps, probabilities)
 
 
-def untrained_copy(model: MultiLabelModel, seed: int) -> MultiLabelModel:
-    """The same architecture and graph inputs with every layer's weights drawn afresh."""
+def reinitialise(model: MultiLabelModel, seed: int) -> MultiLabelModel:
+    """Draw every layer's weights of ``model`` afresh, in place (its architecture and graph
+    inputs stay): the untrained control."""
     torch.manual_seed(seed)
     for module in model.modules():
         if hasattr(module, "reset_parameters"):
@@ -129,7 +123,11 @@ def markdown(checkpoint: str, trained: pd.DataFrame, untrained: pd.DataFrame) ->
 
 
 def _pair(first: float, second: float, count: bool) -> str:
-    show = (lambda v: "-" if pd.isna(v) else f"{int(v)}") if count else (lambda v: "-" if pd.isna(v) else f"{v:.2f}")
+    """``trained / untrained`` cells: counts as integers, the rest to two decimals, - where missing."""
+    def show(value: float) -> str:
+        if pd.isna(value):
+            return "-"
+        return f"{int(value)}" if count else f"{value:.2f}"
     return f"{show(first)} / {show(second)}"
 
 
@@ -155,14 +153,16 @@ def main(argv: list[str] | None = None) -> int:
         checkpoints = [str(smoke_checkpoint(Path(scratch) / "smoke"))] if args.smoke else args.checkpoint
         if not checkpoints:
             parser.error("give at least one --checkpoint")
-        tables = []
+        tables, inputs = [], {}
         for checkpoint in checkpoints:
             size = load_config(Path(checkpoint) / "config.yaml").train.image_size
-            faces = generate_faces(8 if args.smoke else args.faces, seed=args.seed, size=size,
-                                   single_label=args.single_label)
+            if size not in inputs:
+                faces = generate_faces(8 if args.smoke else args.faces, seed=args.seed, size=size,
+                                       single_label=args.single_label)
+                inputs[size] = faces, normalised_images(faces)
             model = load_model(checkpoint).eval()
-            trained = summary(measure(model, faces))
-            untrained = summary(measure(untrained_copy(model, args.seed), faces))
+            trained = summary(measure(model, *inputs[size]))
+            untrained = summary(measure(reinitialise(model, args.seed), *inputs[size]))
             tables.append(markdown(checkpoint, trained, untrained))
             print(tables[-1], flush=True)
     if args.write:

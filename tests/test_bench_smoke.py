@@ -166,7 +166,8 @@ def test_gradcam_localisation_smoke(bench: None, capsys: pytest.CaptureFixture[s
 
     assert gradcam_localisation.main(["--smoke"]) == 0
     output = capsys.readouterr().out
-    scored, probability, ratio, above, hits = (cell.split(" / ") for cell in table_value(output, "all").split(" | ")[:5])
+    cells = table_value(output, "all").split(" | ")[:5]
+    scored, probability, ratio, above, hits = (cell.split(" / ") for cell in cells)
     assert int(scored[0]) > 0 and int(scored[1]) > 0
     assert all(0 <= float(value) <= 1 for value in [*probability, *above, *hits])
     assert all(float(value) > 0 for value in ratio)
@@ -177,11 +178,12 @@ def test_localisation_scores_a_map_on_the_expressions_boxes(bench: None) -> None
     hit; the same map read for another present expression whose boxes it misses does not."""
     import gradcam_localisation
     from mlfer.data.synthetic import render_faces
+    from mlfer.expressions import EXPRESSIONS
 
     labels = np.array([[0, 0, 0, 1, 0, 1]])  # happiness and anger: disjoint action units
     faces = render_faces(labels, seed=0, size=64)
     masks = faces.expression_masks(0)
-    happiness, anger = 3, 5
+    happiness, anger = EXPRESSIONS.index("happiness"), EXPRESSIONS.index("anger")
     maps = np.zeros((1, 6, 64, 64))
     maps[0, happiness] = masks[happiness] & ~masks[anger]
     maps[0, anger] = maps[0, happiness]

@@ -62,12 +62,26 @@ class SyntheticFaces:
             if not self.labels[index, e]:
                 continue
             for unit in PROTOTYPES[name]:
-                for x0, y0, x1, y1 in self.regions[index, ACTION_UNITS.index(unit)]:
-                    if np.isnan(x0):
-                        continue
-                    left, top = max(int(np.floor(x0)), 0), max(int(np.floor(y0)), 0)
-                    masks[e, top:min(int(np.ceil(y1)), size), left:min(int(np.ceil(x1)), size)] = True
+                for box in self.regions[index, ACTION_UNITS.index(unit)]:
+                    if not np.isnan(box[0]):
+                        _fill_box(masks[e], box)
         return masks
+
+    def face_mask(self, index: int) -> np.ndarray:
+        """(size, size) bool: the box spanning every unit drawn on face ``index`` (brows to chin)."""
+        size = self.images.shape[1]
+        boxes = self.regions[index].reshape(-1, 4)
+        boxes = boxes[~np.isnan(boxes[:, 0])]
+        mask = np.zeros((size, size), dtype=bool)
+        _fill_box(mask, np.concatenate([boxes[:, :2].min(axis=0), boxes[:, 2:].max(axis=0)]))
+        return mask
+
+
+def _fill_box(mask: np.ndarray, box: np.ndarray) -> None:
+    """Set the pixels of ``mask`` that a pixel box (x0, y0, x1, y1) touches, clipped to the image."""
+    x0, y0, x1, y1 = box
+    left, top = max(int(np.floor(x0)), 0), max(int(np.floor(y0)), 0)
+    mask[top:min(int(np.ceil(y1)), mask.shape[0]), left:min(int(np.ceil(x1)), mask.shape[1])] = True
 
 
 def read_label_table(path: Path = LABEL_TABLE) -> tuple[np.ndarray, np.ndarray]:
