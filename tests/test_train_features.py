@@ -25,7 +25,8 @@ from mlfer.train.runs import train_runs
 from mlfer.train.setup import data_overrides, prototypes_with_fallback
 from mlfer.train.state import LAST_DIR, saved_epoch
 
-#: A small graph head that learns fast, so that a test epoch takes milliseconds; a resume state after every epoch (the resume tests kill between them).
+#: A small graph head that learns fast, so that a test epoch takes milliseconds; a resume
+#: state after every epoch (the resume tests kill between them).
 SMALL = ["model.mfb_k=2", "model.mfb_o=32", "train.lr_head=0.01", "train.save_minutes=0"]
 
 

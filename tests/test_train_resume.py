@@ -21,7 +21,9 @@ from mlfer.errors import MlferError
 from mlfer.train import loop
 from mlfer.train.runs import train_runs
 from mlfer.train.state import LAST_DIR, Resumable, load_state, save_state, saved_epoch
-from test_train_features import SMALL, one_thread, small_config, write_features  # noqa: F401  (one_thread: autouse fixture)
+from test_train_features import (  # noqa: F401  (one_thread: autouse fixture)
+    SMALL, one_thread, small_config, write_features,
+)
 
 EPOCHS = 12
 

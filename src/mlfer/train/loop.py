@@ -217,9 +217,10 @@ def fit(
 
     With ``run_dir``, training continues from ``run_dir/last/`` when it exists and the state
     is written there at the end of an epoch once ``config.save_minutes`` have passed since
-    the last write (or the start), and after the last epoch. Returns one history row per epoch: run, epoch, train
-    and test loss, the learning rate of each parameter group (``lr_head``, ``lr_backbone``),
-    and the metrics (by default BCE and the nine multi-label metrics).
+    the last write (or the start), and after the last epoch. Returns one history row per
+    epoch: run, epoch, train and test loss, the learning rate of each parameter group
+    (``lr_head``, ``lr_backbone``), and the metrics (by default BCE and the nine multi-label
+    metrics).
 
     Raises:
         MlferError: when a loss becomes NaN or infinite, naming the epoch and batch; the last

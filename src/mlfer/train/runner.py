@@ -2,8 +2,9 @@
 
 :func:`train_on_features` is the frozen mode (the head on feature vectors held in memory),
 :func:`train_finetune` the end-to-end mode. With a run folder, each writes its resume state
-at most once a minute (``train.save_minutes``) and, when done, ``model.safetensors``, ``config.yaml``, ``graph.json``,
-``history.csv`` and, last (it marks the run as finished), ``metrics.json``.
+at most once a minute (``train.save_minutes``) and, when done, ``model.safetensors``,
+``config.yaml``, ``graph.json``, ``history.csv`` and, last (it marks the run as finished),
+``metrics.json``.
 """
 
 from __future__ import annotations
