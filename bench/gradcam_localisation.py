@@ -1,121 +1,54 @@
 """Measurement: does a model's Grad-CAM fall on the action units of the expressions present?
 
-On synthetic faces (:mod:`mlfer.data.synthetic`) the generator knows where each action unit
-was drawn. For every face, every present expression whose map is not zero on the whole face
-is scored on its Grad-CAM map (:func:`mlfer.explain.grad_cam`) by
-
-* the density ratio: mean heat per pixel on the boxes of the expression's units
-  (:meth:`~mlfer.data.synthetic.SyntheticFaces.expression_masks`) over mean heat per pixel
-  on the rest of the face (the box spanning every unit drawn on that face); above 1, the
-  map puts more of its mass on the expression's regions than on the rest;
-* the pointing game (Zhang et al., 2016): whether the hottest face pixel lies on the
-  expression's boxes, beside the chance of that (the boxes' share of the face).
-
-Each checkpoint is measured twice: as trained and with its weights drawn afresh (the same
-architecture untrained), the control that says how much of the score comes from learning.
+Scores each checkpoint with :mod:`mlfer.localisation` (density ratio of Grad-CAM heat on
+the expression's action-unit boxes over the rest of the face, and the pointing game), as
+trained and with its weights drawn afresh (the untrained control), at each ``--layer``.
 The faces are drawn with ``--seed`` (by default one the demo does not train on) at the
 checkpoint's input size, with label sets in RAF-ML's proportions (``--single-label``: one
 expression per face).
 
-Run ``python bench/gradcam_localisation.py --checkpoint mlfer-demo/svml-rgcn --write`` for
+``--detector`` also trains and measures the reference model whose maps should localise
+(:func:`mlfer.localisation.train_expression_detector`: each expression told from a neutral
+face; about 100 s), the one the test suite checks.
+
+Run ``python bench/gradcam_localisation.py --checkpoint mlfer-demo/baseline --checkpoint
+mlfer-demo/svml-rgcn --detector --single-label --layer layer3 --layer layer4 --write`` for
 docs/benchmarks.md (section "Grad-CAM localisation"); ``--smoke`` runs a tiny version.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from benchdoc import write_section
-from PIL import Image
 
 from mlfer.checkpoint import load_model, save_model
 from mlfer.data.synthetic import SyntheticFaces, generate_faces
-from mlfer.data.transforms import eval_transform
-from mlfer.explain import grad_cam
+from mlfer.explain import CAM_LAYERS
 from mlfer.expressions import EXPRESSIONS
+from mlfer.localisation import measure, normalised_images, reinitialise, summary, train_expression_detector
 from mlfer.model import ModelConfig, MultiLabelModel, build_model
 from mlfer.train.config import RunConfig, TrainConfig, load_config
 
-#: Faces per Grad-CAM batch.
-BATCH = 50
 #: Seed of the measured faces: the demo draws its faces with seeds 0 to 5.
 DEFAULT_SEED = 1000
+#: Input size of the reference detector (``--detector``).
+DETECTOR_SIZE = 64
 
 
-def localisation_scores(faces: SyntheticFaces, maps: np.ndarray, probabilities: np.ndarray) -> pd.DataFrame:
-    """One row per (face, present expression): density ratio, pointing hit, chance, probability."""
-    rows = []
-    for index in range(len(faces.labels)):
-        masks, face = faces.expression_masks(index), faces.face_mask(index)
-        for e, name in enumerate(EXPRESSIONS):
-            inside, rest = masks[e] & face, face & ~masks[e]
-            heat = maps[index, e]
-            if not faces.labels[index, e] or not inside.any() or not rest.any() or not heat[face].any():
-                continue
-            hottest = np.unravel_index(np.argmax(np.where(face, heat, -1.0)), heat.shape)
-            rows.append({
-                "expression": name,
-                "ratio": heat[inside].mean() / max(heat[rest].mean(), 1e-12),
-                "hit": bool(masks[e][hottest]),
-                "chance": inside.sum() / face.sum(),
-                "probability": probabilities[index, e],
-            })
-    return pd.DataFrame(rows, columns=["expression", "ratio", "hit", "chance", "probability"])
-
-
-def normalised_images(faces: SyntheticFaces) -> torch.Tensor:
-    """The faces as the model's input batch (:func:`~mlfer.data.transforms.eval_transform`)."""
-    transform = eval_transform(faces.images.shape[1])
-    return torch.stack([transform(Image.fromarray(image)) for image in faces.images])
-
-
-def measure(model: MultiLabelModel, faces: SyntheticFaces, images: torch.Tensor) -> pd.DataFrame:
-    """Grad-CAM of ``model`` on ``faces`` (``images``: their input batch) and the scores of
-    every present expression."""
-    results = [grad_cam(model, images[start:start + BATCH]) for start in range(0, len(images), BATCH)]
-    maps = np.concatenate([maps for maps, _ in results])
-    probabilities = np.concatenate([probabilities for _, probabilities in results])
-    return localisation_scores(faces, maps, probabilities)
-
-
-def reinitialise(model: MultiLabelModel, seed: int) -> MultiLabelModel:
-    """Draw every layer's weights of ``model`` afresh, in place (its architecture and graph
-    inputs stay): the untrained control."""
-    torch.manual_seed(seed)
-    for module in model.modules():
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
-    return model.eval()
-
-
-def summary(scores: pd.DataFrame) -> pd.DataFrame:
-    """Per expression and over all: count, mean probability, median ratio, share above 1,
-    pointing hits, chance."""
-    groups = [*((name, scores[scores.expression == name]) for name in EXPRESSIONS), ("all", scores)]
-    return pd.DataFrame([{
-        "expression": name,
-        "scored": len(group),
-        "probability": group.probability.mean(),
-        "median ratio": group.ratio.median(),
-        "ratio > 1": (group.ratio > 1).mean(),
-        "pointing hits": group.hit.mean(),
-        "chance": group.chance.mean(),
-    } for name, group in groups if len(group)])
-
-
-def markdown(checkpoint: str, trained: pd.DataFrame, untrained: pd.DataFrame) -> str:
+def markdown(title: str, trained: pd.DataFrame, untrained: pd.DataFrame) -> str:
     """Trained and untrained side by side, one row per expression."""
     both = trained.merge(untrained, on="expression", how="outer", suffixes=(" trained", " untrained"), sort=False)
     both = both.set_index("expression").reindex([*EXPRESSIONS, "all"]).dropna(how="all").reset_index()
     both["chance"] = both["chance trained"].fillna(both["chance untrained"])
     columns = ["scored", "probability", "median ratio", "ratio > 1", "pointing hits"]
     head = "| expression | " + " | ".join(f"{c} (trained / untrained)" for c in columns) + " | pointing chance |"
-    lines = [f"`{checkpoint}`:", "", head, "|---" * (len(columns) + 2) + "|"]
+    lines = [f"{title}:", "", head, "|---" * (len(columns) + 2) + "|"]
     for _, row in both.iterrows():
         cells = [_pair(row[f"{c} trained"], row[f"{c} untrained"], c == "scored") for c in columns]
         lines.append(f"| {row['expression']} | " + " | ".join(cells) + f" | {row['chance']:.2f} |")
@@ -129,6 +62,14 @@ def _pair(first: float, second: float, count: bool) -> str:
             return "-"
         return f"{int(value)}" if count else f"{value:.2f}"
     return f"{show(first)} / {show(second)}"
+
+
+def measured_table(title: str, model: MultiLabelModel, faces: SyntheticFaces, images: torch.Tensor, layer: str,
+                   seed: int) -> str:
+    """The markdown table of ``model`` as given and re-initialised with ``seed`` (in place)."""
+    trained = summary(measure(model, faces, images, layer))
+    untrained = summary(measure(reinitialise(model, seed), faces, images, layer))
+    return markdown(title, trained, untrained)
 
 
 def smoke_checkpoint(folder: Path) -> Path:
@@ -146,32 +87,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faces", type=int, default=300, help="synthetic faces measured (default 300)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"seed of the faces (default {DEFAULT_SEED})")
     parser.add_argument("--single-label", action="store_true", help="one expression per face")
+    parser.add_argument("--layer", action="append", choices=CAM_LAYERS,
+                        help="the block Grad-CAM is taken at (repeatable; default layer4)")
+    parser.add_argument("--detector", action="store_true", help="also train and measure the reference detector")
     parser.add_argument("--smoke", action="store_true", help="an untrained ResNet18 on a few faces, for the tests")
     parser.add_argument("--write", action="store_true", help="write the tables to docs/benchmarks.md")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as scratch:
         checkpoints = [str(smoke_checkpoint(Path(scratch) / "smoke"))] if args.smoke else args.checkpoint
-        if not checkpoints:
-            parser.error("give at least one --checkpoint")
+        if not checkpoints and not args.detector:
+            parser.error("give at least one --checkpoint or --detector")
+        models = [(f"`{checkpoint}`", lambda c=checkpoint: load_model(c).eval(),
+                   load_config(Path(checkpoint) / "config.yaml").train.image_size) for checkpoint in checkpoints]
+        if args.detector:
+            detector = train_expression_detector(size=DETECTOR_SIZE)
+            models.append(("reference detector (`train_expression_detector()`)", lambda: copy.deepcopy(detector),
+                           DETECTOR_SIZE))
         tables, inputs = [], {}
-        for checkpoint in checkpoints:
-            size = load_config(Path(checkpoint) / "config.yaml").train.image_size
+        for title, load, size in models:
             if size not in inputs:
                 faces = generate_faces(8 if args.smoke else args.faces, seed=args.seed, size=size,
                                        single_label=args.single_label)
                 inputs[size] = faces, normalised_images(faces)
-            model = load_model(checkpoint).eval()
-            trained = summary(measure(model, *inputs[size]))
-            untrained = summary(measure(reinitialise(model, args.seed), *inputs[size]))
-            tables.append(markdown(checkpoint, trained, untrained))
-            print(tables[-1], flush=True)
+            for layer in args.layer or ["layer4"]:
+                tables.append(measured_table(f"{title}, Grad-CAM at {layer}", load(), *inputs[size], layer, args.seed))
+                print(tables[-1], flush=True)
     if args.write:
         kind = "one expression each" if args.single_label else "label sets in RAF-ML's proportions"
         intro = (f"{args.faces} synthetic faces ({kind}, seed {args.seed}) at each model's input size. "
                  "Scored: each present expression whose map is not zero on the whole face, with the "
                  "model's mean probability for it. Median ratio: "
                  "Grad-CAM heat per pixel on the expression's action-unit boxes over heat per pixel on "
-                 "the rest of the face (above 1: more mass on the expression's regions). Pointing hits: "
+                 "the rest of the face, hairline to chin (above 1: more mass on the expression's regions); "
+                 "ratio > 1: the share of maps for which that holds. Pointing hits: "
                  "share of maps whose hottest face pixel lies on those boxes; chance: the boxes' mean "
                  "share of the face. Untrained: the same model with its weights drawn afresh.")
         write_section("Grad-CAM localisation", intro + "\n\n" + "\n\n".join(tables))

@@ -164,7 +164,7 @@ def test_predict_smoke(bench: None, shared_data: Path, capsys: pytest.CaptureFix
 def test_gradcam_localisation_smoke(bench: None, capsys: pytest.CaptureFixture[str]) -> None:
     import gradcam_localisation
 
-    assert gradcam_localisation.main(["--smoke"]) == 0
+    assert gradcam_localisation.main(["--smoke", "--layer", "layer3", "--layer", "layer4"]) == 0
     output = capsys.readouterr().out
     cells = table_value(output, "all").split(" | ")[:5]
     scored, probability, ratio, above, hits = (cell.split(" / ") for cell in cells)
@@ -173,12 +173,12 @@ def test_gradcam_localisation_smoke(bench: None, capsys: pytest.CaptureFixture[s
     assert all(float(value) > 0 for value in ratio)
 
 
-def test_localisation_scores_a_map_on_the_expressions_boxes(bench: None) -> None:
+def test_localisation_scores_a_map_on_the_expressions_boxes() -> None:
     """A map that is hot exactly on an expression's boxes scores a high ratio and a pointing
     hit; the same map read for another present expression whose boxes it misses does not."""
-    import gradcam_localisation
     from mlfer.data.synthetic import render_faces
     from mlfer.expressions import EXPRESSIONS
+    from mlfer.localisation import localisation_scores
 
     labels = np.array([[0, 0, 0, 1, 0, 1]])  # happiness and anger: disjoint action units
     faces = render_faces(labels, seed=0, size=64)
@@ -187,6 +187,6 @@ def test_localisation_scores_a_map_on_the_expressions_boxes(bench: None) -> None
     maps = np.zeros((1, 6, 64, 64))
     maps[0, happiness] = masks[happiness] & ~masks[anger]
     maps[0, anger] = maps[0, happiness]
-    scores = gradcam_localisation.localisation_scores(faces, maps, np.full((1, 6), 0.9)).set_index("expression")
+    scores = localisation_scores(faces, maps, np.full((1, 6), 0.9)).set_index("expression")
     assert scores.loc["happiness", "ratio"] > 100 and scores.loc["happiness", "hit"]
     assert scores.loc["anger", "ratio"] < 1 and not scores.loc["anger", "hit"]

@@ -37,6 +37,7 @@ def test_shapes_and_dtypes(faces):
     assert faces.labels.shape == (60, 6) and faces.labels.dtype == np.uint8
     assert set(np.unique(faces.labels)) <= {0, 1} and faces.labels.sum(axis=1).min() >= 1
     assert faces.regions.shape == (60, len(ACTION_UNITS), 2, 4) and faces.regions.dtype == np.float32
+    assert faces.outlines.shape[0] == 60 and faces.outlines.shape[2] == 2 and faces.outlines.dtype == np.float32
     assert faces.images.std() > 30  # not blank
 
 
@@ -45,6 +46,7 @@ def test_same_seed_same_arrays_other_seed_other_faces():
     np.testing.assert_array_equal(first.images, second.images)
     np.testing.assert_array_equal(first.labels, second.labels)
     np.testing.assert_array_equal(first.regions, second.regions)
+    np.testing.assert_array_equal(first.outlines, second.outlines)
     other = generate_faces(12, seed=8, size=48)
     assert np.abs(other.images.astype(int) - first.images).mean() > 20
 
@@ -91,6 +93,20 @@ def test_masks_cover_exactly_present_expressions_inside_image(faces):
         drawn_units = {u for e, name in enumerate(EXPRESSIONS) if faces.labels[index, e] for u in PROTOTYPES[name]}
         for u, unit in enumerate(ACTION_UNITS):
             assert np.isfinite(faces.regions[index, u]).any() == (unit in drawn_units)
+
+
+def test_face_mask_is_the_skin_from_hairline_to_chin(faces):
+    """The face mask holds every drawn unit's box centre and is mostly skin: most of its
+    pixels lie near its median colour (lighting gradients and noise aside)."""
+    for index in range(len(faces.labels)):
+        face = faces.face_mask(index)
+        assert face.shape == (SIZE, SIZE) and face.dtype == bool
+        assert 0.1 < face.mean() < 0.5  # the head, not the background
+        boxes = faces.regions[index].reshape(-1, 4)
+        for x0, y0, x1, y1 in boxes[np.isfinite(boxes[:, 0])]:
+            assert face[int((y0 + y1) / 2), int((x0 + x1) / 2)]
+        pixels = faces.images[index][face].astype(int)
+        assert (np.abs(pixels - np.median(pixels, axis=0)).sum(axis=1) < 100).mean() > 0.7
 
 
 def test_expression_changes_pixels_inside_its_mask():

@@ -17,19 +17,33 @@ from mlfer.expressions import EXPRESSIONS
 from mlfer.fileio import atomic_path
 from mlfer.model import MultiLabelModel, ResNetTrunk
 
+#: The ResNet blocks Grad-CAM can be taken at, from fine (stride 4) to coarse (stride 32).
+CAM_LAYERS: tuple[str, ...] = ("layer1", "layer2", "layer3", "layer4")
 
-def last_block_features(trunk: ResNetTrunk, images: torch.Tensor) -> torch.Tensor:
-    """Activations of the last convolutional block (``layer4``) of a ResNet trunk, N x K x h x w."""
+
+def block_features(trunk: ResNetTrunk, images: torch.Tensor, layer: str) -> torch.Tensor:
+    """Activations of the residual block ``layer`` of a ResNet trunk, N x K x h x w."""
     body = trunk.body
     x = body.maxpool(body.relu(body.bn1(body.conv1(images))))
-    return body.layer4(body.layer3(body.layer2(body.layer1(x))))
+    for name in CAM_LAYERS[: CAM_LAYERS.index(layer) + 1]:
+        x = getattr(body, name)(x)
+    return x
 
 
-def grad_cam(model: MultiLabelModel, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+def features_after(trunk: ResNetTrunk, activations: torch.Tensor, layer: str) -> torch.Tensor:
+    """The trunk's pooled feature f (N x D) from the activations of block ``layer``."""
+    body = trunk.body
+    x = activations
+    for name in CAM_LAYERS[CAM_LAYERS.index(layer) + 1:]:
+        x = getattr(body, name)(x)
+    return torch.flatten(body.avgpool(x), 1)
+
+
+def grad_cam(model: MultiLabelModel, images: torch.Tensor, layer: str = "layer4") -> tuple[np.ndarray, np.ndarray]:
     r"""Grad-CAM (Selvaraju et al., 2017) of every expression on a batch of images.
 
-    With :math:`A^k` the k-th channel of the last convolutional block and :math:`y^c` the
-    logit of expression :math:`c`,
+    With :math:`A^k` the k-th channel of the convolutional block ``layer`` (by default the
+    last) and :math:`y^c` the logit of expression :math:`c`,
 
     .. math::
         \alpha_k^c = \frac{1}{Z} \sum_{u, v} \frac{\partial y^c}{\partial A^k_{uv}}, \qquad
@@ -42,6 +56,8 @@ def grad_cam(model: MultiLabelModel, images: torch.Tensor) -> tuple[np.ndarray, 
     Args:
         model: a model with a ResNet backbone.
         images: N x 3 x H x W normalised input (as :func:`~mlfer.data.transforms.eval_transform`).
+        layer: the block of :data:`CAM_LAYERS` whose activations are weighted; an earlier
+            block gives a finer map (``layer3``: stride 16 against ``layer4``'s 32).
 
     Returns:
         ``(maps, probabilities)``: maps N x 6 x H x W in [0, 1] and probabilities N x 6,
@@ -52,12 +68,14 @@ def grad_cam(model: MultiLabelModel, images: torch.Tensor) -> tuple[np.ndarray, 
             f"Grad-CAM needs a convolutional backbone (resnet18 or resnet50), not {model.config.backbone}",
             field="model.backbone",
         )
+    if layer not in CAM_LAYERS:
+        raise MlferError(f"Grad-CAM layer must be one of {', '.join(CAM_LAYERS)}, not {layer!r}", field="layer")
     model.eval()
     with torch.no_grad():
-        activations = last_block_features(model.backbone, images)
+        activations = block_features(model.backbone, images, layer)
     activations.requires_grad_(True)
     with torch.enable_grad():
-        logits = model.head(torch.flatten(model.backbone.body.avgpool(activations), 1))
+        logits = model.head(features_after(model.backbone, activations, layer))
         maps = []
         for index in range(len(EXPRESSIONS)):
             (gradients,) = torch.autograd.grad(logits[:, index].sum(), activations, retain_graph=True)
@@ -88,11 +106,13 @@ class Explanation:
     thresholds: np.ndarray
 
 
-def explain_face(model: MultiLabelModel, face: np.ndarray, thresholds: np.ndarray, label: str | None = None) -> Explanation:
-    """Grad-CAM of every expression on one aligned RGB face (already at the model's input size)."""
+def explain_face(model: MultiLabelModel, face: np.ndarray, thresholds: np.ndarray, label: str | None = None,
+                 layer: str = "layer4") -> Explanation:
+    """Grad-CAM (at block ``layer``) of every expression on one aligned RGB face, already at
+    the model's input size."""
     image = eval_transform(face.shape[0])(Image.fromarray(face)).unsqueeze(0)
     image = image.to(next(model.parameters()).device)
-    maps, probabilities = grad_cam(model, image)
+    maps, probabilities = grad_cam(model, image, layer)
     return Explanation(label or model.config.head, face, maps[0], probabilities[0], np.asarray(thresholds))
 
 

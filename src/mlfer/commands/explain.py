@@ -9,7 +9,7 @@ import numpy as np
 
 from mlfer.data.images import read_image
 from mlfer.errors import MlferError
-from mlfer.explain import draw_explanations, explain_face
+from mlfer.explain import CAM_LAYERS, draw_explanations, explain_face
 from mlfer.faces import Face, FaceDetector, align_face
 from mlfer.predict import load_for_inference
 
@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="Grad-CAM heat maps of the six expressions on a face (like the paper's Fig. 7)",
         description=(
             "Detect and align a face, then draw the aligned face and one Grad-CAM heat map per "
-            "expression (gradients of its logit at the backbone's last convolutional block), "
+            "expression (gradients of its logit at a convolutional block of the backbone, by "
+            "default the last), "
             "with the probability under each. Give --checkpoint twice (for example the "
             "baseline and SVML-RGCN) for two rows labelled with the head names."
         ),
@@ -34,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="which face, numbered left to right from 0 as in mlfer predict (default: the largest)")
     parser.add_argument("--thresholds", choices=("default", "tuned"), default="default",
                         help="probabilities at or above the threshold are printed in bold")
+    parser.add_argument("--layer", choices=CAM_LAYERS, default="layer4",
+                        help="the ResNet block the maps are taken at: layer4 (default, stride 32) is the "
+                             "most class-specific, layer3 (stride 16) twice as fine, for small inputs")
     parser.add_argument("--min-score", type=float, default=0.5, metavar="S", help="face detection score (default 0.5)")
     parser.set_defaults(handler=run)
 
@@ -47,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     for directory in args.checkpoint:
         model, size, thresholds = load_for_inference(directory, args.thresholds)
         label = model.config.head if len(args.checkpoint) == 1 else f"{model.config.head}\n({directory.name})"
-        explanations.append(explain_face(model, align_face(image, face, size), thresholds, label))
+        explanations.append(explain_face(model, align_face(image, face, size), thresholds, label, args.layer))
     draw_explanations(explanations, args.out)
     print(f"wrote {args.out}")
     return 0

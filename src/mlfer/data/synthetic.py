@@ -17,7 +17,8 @@ from PIL import Image, ImageDraw
 
 from mlfer.data.dataset import LabelledData
 from mlfer.data.facs import (
-    ACTION_UNITS, PARAMETERS, PROTOTYPES, Look, Sketch, face_geometry, sketch_faces, unit_intensities,
+    ACTION_UNITS, PARAMETER_NAMES, PARAMETERS, PROTOTYPES, Look, Sketch, face_geometry, head_outline, sketch_faces,
+    unit_intensities,
 )
 from mlfer.errors import MlferError
 from mlfer.expressions import EXPRESSIONS, NUM_EXPRESSIONS
@@ -48,11 +49,14 @@ class SyntheticFaces:
         labels: (N, 6) uint8 0/1 labels in RAF order.
         regions: (N, 13, 2, 4) float32 pixel boxes (x0, y0, x1, y1) of each action unit of
             :data:`mlfer.data.facs.ACTION_UNITS` on the face's two halves; NaN where not drawn.
+        outlines: (N, K, 2) float32 pixel vertices (x, y) of each face: the head outline, cut
+            at the hairline.
     """
 
     images: np.ndarray
     labels: np.ndarray
     regions: np.ndarray
+    outlines: np.ndarray
 
     def expression_masks(self, index: int) -> np.ndarray:
         """(6, size, size) bool: the boxes of the units drawn for each present expression."""
@@ -68,13 +72,11 @@ class SyntheticFaces:
         return masks
 
     def face_mask(self, index: int) -> np.ndarray:
-        """(size, size) bool: the box spanning every unit drawn on face ``index`` (brows to chin)."""
+        """(size, size) bool: the pixels inside face ``index``'s outline (hairline to chin)."""
         size = self.images.shape[1]
-        boxes = self.regions[index].reshape(-1, 4)
-        boxes = boxes[~np.isnan(boxes[:, 0])]
-        mask = np.zeros((size, size), dtype=bool)
-        _fill_box(mask, np.concatenate([boxes[:, :2].min(axis=0), boxes[:, 2:].max(axis=0)]))
-        return mask
+        canvas = Image.new("1", (size, size))
+        ImageDraw.Draw(canvas).polygon([tuple(point) for point in self.outlines[index].tolist()], fill=1)
+        return np.asarray(canvas, dtype=bool)
 
 
 def _fill_box(mask: np.ndarray, box: np.ndarray) -> None:
@@ -213,12 +215,14 @@ def _draw(canvases: list[Image.Image], sketch: Sketch, matrices: np.ndarray, cen
                 draw.line(points[i], fill=tuple(colours[i]), width=widths[i], joint="curve")
 
 
-def _render(rng: np.random.Generator, labels: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Images (n, size, size, 3) and unit regions (n, 13, 2, 4) of faces showing ``labels``."""
+def _render(rng: np.random.Generator, labels: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Images (n, size, size, 3), unit regions (n, 13, 2, 4) and face outlines (n, K, 2) of
+    faces showing ``labels``."""
     n, big = len(labels), SUPERSAMPLE * size
     intensities = unit_intensities(labels, rng.uniform(0.7, 1.0, labels.shape))
     geometry = face_geometry(intensities, rng.uniform(-1, 1, (n, len(PARAMETERS))))
-    sketch = sketch_faces(sample_looks(rng, n), geometry, intensities)
+    looks = sample_looks(rng, n)
+    sketch = sketch_faces(looks, geometry, intensities)
     centres = big * (0.5 + rng.uniform(-0.05, 0.05, (n, 2)))
     scales = big * rng.uniform(0.25, 0.30, n)
     angles = np.deg2rad(rng.uniform(-6, 6, n))
@@ -230,7 +234,10 @@ def _render(rng: np.random.Generator, labels: np.ndarray, size: int) -> tuple[np
     boxes = sketch.unit_boxes(intensities)
     corners = _to_pixels(boxes[..., [[0, 1], [2, 1], [2, 3], [0, 3]]], matrices, centres)
     regions = np.concatenate([corners.min(axis=-2), corners.max(axis=-2)], axis=-1) / SUPERSAMPLE
-    return _light_and_noise(rng, reduced), np.clip(regions, 0, size).astype(np.float32)
+    outline = head_outline(looks, geometry[:, [PARAMETER_NAMES.index("chin")]])
+    outline[..., 1] = np.maximum(outline[..., 1], -looks.hairline[:, None])
+    outlines = _to_pixels(outline, matrices, centres) / SUPERSAMPLE
+    return _light_and_noise(rng, reduced), np.clip(regions, 0, size).astype(np.float32), outlines.astype(np.float32)
 
 
 def render_faces(labels: np.ndarray, seed: int = 0, size: int = 128) -> SyntheticFaces:
@@ -254,11 +261,8 @@ def render_faces(labels: np.ndarray, seed: int = 0, size: int = 128) -> Syntheti
     labels = labels.astype(np.uint8)
     rng = seeded_rng(seed, FACE_STREAM)
     chunks = [_render(rng, labels[start:start + CHUNK], size) for start in range(0, len(labels), CHUNK)]
-    return SyntheticFaces(
-        images=np.concatenate([images for images, _ in chunks]),
-        labels=labels,
-        regions=np.concatenate([regions for _, regions in chunks]),
-    )
+    images, regions, outlines = (np.concatenate(parts) for parts in zip(*chunks))
+    return SyntheticFaces(images=images, labels=labels, regions=regions, outlines=outlines)
 
 
 def generate_faces(n: int, seed: int = 0, size: int = 128, single_label: bool = False) -> SyntheticFaces:
