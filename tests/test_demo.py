@@ -6,7 +6,8 @@ import torch
 
 from mlfer.cli import main
 from mlfer.data import load_dataset
-from mlfer.demo import DemoSettings, intra_op_threads
+from mlfer.demo import DemoSettings
+from mlfer.train.reproduce import intra_op_threads
 
 
 def test_tiny_demo(tmp_path, capsys):

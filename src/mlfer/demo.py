@@ -14,13 +14,10 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from mlfer.ablation import compare_models
 from mlfer.fileio import atomic_path
@@ -28,6 +25,7 @@ from mlfer.metrics import METRIC_NAMES
 from mlfer.report import heading
 from mlfer.train.config import make_config
 from mlfer.train.pretrain import BACKBONE_FILE, PRETRAIN_DEFAULTS, pretrain_backbone
+from mlfer.train.reproduce import intra_op_threads
 from mlfer.train.runner import METRICS_FILE, is_finished
 from mlfer.train.runs import TrainingResults
 
@@ -75,22 +73,6 @@ class DemoSettings:
         return self.synthetic_spec(self.prototype_faces, self.seed + 2, single_label=True)
 
 
-@contextmanager
-def intra_op_threads(count: int) -> Iterator[None]:
-    """Run the block with ``count`` torch intra-op threads, then restore the previous count.
-
-    The heads' steps are small (six-row matrix products and one Adam update), which gain
-    little from several threads and lose many times over when other processes share the
-    cores (docs/demo.md).
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def pretrained_trunk(settings: DemoSettings, out_dir: Path, progress: bool) -> Path:
     """Pre-train the ResNet18 trunk on the basic set (read back when finished in ``out_dir``)."""
     if not is_finished(out_dir):
@@ -125,7 +107,7 @@ def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(), progr
     }
     config = make_config("raf-ml", overrides, dataset=settings.faces_spec, prototypes=settings.prototype_spec)
     heads_start = time.perf_counter()
-    with intra_op_threads(1):
+    with intra_op_threads(1):  # the heads' six-row steps lose to thread contention (docs/demo.md)
         frame, results = compare_models(config, out_dir, DEMO_MODELS, (settings.seed,), resume=True,
                                         cache_dir=out_dir / "cache", progress=progress)
     finish = time.perf_counter()

@@ -27,12 +27,12 @@ from PIL import Image
 from mlfer.data.dataset import LabelledData, Partition
 from mlfer.data.synthetic import LABEL_STREAM, SPLIT_STREAM, SyntheticFaces, render_faces, sample_label_sets, seeded_rng
 from mlfer.data.transforms import eval_transform
-from mlfer.demo import intra_op_threads
 from mlfer.errors import MlferError
 from mlfer.explain import grad_cam
 from mlfer.expressions import EXPRESSIONS
 from mlfer.model import MultiLabelModel
 from mlfer.train.config import make_config
+from mlfer.train.reproduce import intra_op_threads
 from mlfer.train.runner import train_finetune
 
 #: Faces per Grad-CAM batch.

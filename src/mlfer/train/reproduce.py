@@ -1,4 +1,4 @@
-"""Seeds, deterministic kernels, the device, and the record of the software a run used."""
+"""Seeds, deterministic kernels, the device, thread counts, and the record of the software a run used."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import os
 import platform
 import random
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,17 @@ import torch
 
 import mlfer
 from mlfer.errors import MlferError
+
+
+@contextmanager
+def intra_op_threads(count: int) -> Iterator[None]:
+    """Run the block with ``count`` torch intra-op threads, then restore the previous count."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
