@@ -296,9 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     print(stages, onnx, sep="\n\n")
     if args.write and not args.smoke:
         write_section("Prediction", "\n\n".join([
-            "The machine is shared with other engineers' builds and tests: the load average above is "
-            "theirs as much as this run's, and every rate here is lower than on an idle machine. The "
-            "ratios (onnxruntime / PyTorch, memory growth) were measured in the same run.",
+            "Rates depend on what else runs on the machine: the load average above (one minute, read "
+            "when the section was written) says how busy it was. The ratios (onnxruntime / PyTorch, "
+            "memory growth) were measured in the same run.",
             stages, onnx,
             "Peak memory of `mlfer predict` (CSV output, default batch 32) as a child process over generated "
             "photos (the same five, randomly cropped and brightened, JPEG), its `ru_maxrss` read by a fresh "
