@@ -29,9 +29,10 @@ from benchdoc import write_section
 
 from mlfer.checkpoint import load_model, save_model
 from mlfer.data.synthetic import SyntheticFaces, generate_faces
+from mlfer.data.transforms import eval_batch
 from mlfer.explain import CAM_LAYERS
 from mlfer.expressions import EXPRESSIONS
-from mlfer.localisation import measure, normalised_images, reinitialise, summary, train_expression_detector
+from mlfer.localisation import measure, reinitialise, summary, train_expression_detector
 from mlfer.model import ModelConfig, MultiLabelModel, build_model
 from mlfer.train.config import RunConfig, TrainConfig, load_config
 
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             if size not in inputs:
                 faces = generate_faces(8 if args.smoke else args.faces, seed=args.seed, size=size,
                                        single_label=args.single_label)
-                inputs[size] = faces, normalised_images(faces)
+                inputs[size] = faces, eval_batch(faces.images, size)
             for layer in args.layer or ["layer4"]:
                 tables.append(measured_table(f"{title}, Grad-CAM at {layer}", load(), *inputs[size], layer, args.seed))
                 print(tables[-1], flush=True)

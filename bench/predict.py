@@ -37,6 +37,7 @@ from PIL import Image, ImageEnhance
 
 from mlfer.checkpoint import save_model
 from mlfer.data.images import read_image
+from mlfer.data.transforms import eval_batch
 from mlfer.export import export_onnx
 from mlfer.faces import FaceDetector, align_face
 from mlfer.model import ModelConfig, MultiLabelModel, build_model
@@ -136,7 +137,7 @@ def onnx_classify(session: onnxruntime.InferenceSession, recognizer: Recognizer,
     name = session.get_inputs()[0].name
     outputs = []
     for start in range(0, len(faces), recognizer.batch_size):
-        batch = torch.stack([recognizer.transform(Image.fromarray(face)) for face in faces[start:start + recognizer.batch_size]])
+        batch = eval_batch(faces[start:start + recognizer.batch_size], recognizer.image_size)
         outputs.append(session.run(None, {name: batch.numpy()})[0])
     return np.concatenate(outputs)
 

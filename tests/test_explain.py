@@ -16,7 +16,8 @@ from mlfer.cli import main
 from mlfer.data.synthetic import generate_faces
 from mlfer.errors import MlferError
 from mlfer.explain import grad_cam
-from mlfer.localisation import measure, normalised_images, reinitialise, train_expression_detector
+from mlfer.data.transforms import eval_batch
+from mlfer.localisation import measure, reinitialise, train_expression_detector
 from mlfer.model import ModelConfig, build_model
 
 #: Faces the localisation test's detector trains on (100 of them test), and their side in pixels.
@@ -33,7 +34,8 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def _reference_grad_cam(model: torch.nn.Module, image: torch.Tensor, index: int, layer: str) -> np.ndarray:
     """Grad-CAM the textbook way: a forward hook on the block, backward from one logit of one image."""
     stored = {}
-    hook = getattr(model.backbone.body, layer).register_forward_hook(lambda module, inputs, output: stored.update(a=output))
+    block = getattr(model.backbone.body, layer)
+    hook = block.register_forward_hook(lambda module, inputs, output: stored.update(a=output))
     try:
         logits = model(image[None])
     finally:
@@ -101,7 +103,7 @@ def test_grad_cam_puts_more_mass_on_the_expressions_action_units() -> None:
     are drawn). Taken at layer3: at 64 pixels layer4's map is 2 x 2."""
     detector = train_expression_detector(LOCALISATION_FACES, LOCALISATION_SIZE, epochs=3, seed=0)
     faces = generate_faces(300, seed=1000, size=LOCALISATION_SIZE, single_label=True)
-    images = normalised_images(faces)
+    images = eval_batch(faces.images, LOCALISATION_SIZE)
     trained = measure(detector, faces, images, "layer3")
     untrained = measure(reinitialise(detector, seed=1000), faces, images, "layer3")
     assert len(trained) > 250 and trained.probability.mean() > untrained.probability.mean()

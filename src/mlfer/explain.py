@@ -9,9 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
-from PIL import Image
 
-from mlfer.data.transforms import eval_transform
+from mlfer.data.transforms import eval_batch
 from mlfer.errors import MlferError
 from mlfer.expressions import EXPRESSIONS
 from mlfer.fileio import atomic_path
@@ -55,7 +54,7 @@ def grad_cam(model: MultiLabelModel, images: torch.Tensor, layer: str = "layer4"
 
     Args:
         model: a model with a ResNet backbone.
-        images: N x 3 x H x W normalised input (as :func:`~mlfer.data.transforms.eval_transform`).
+        images: N x 3 x H x W normalised input (as :func:`~mlfer.data.transforms.eval_batch` makes it).
         layer: the block of :data:`CAM_LAYERS` whose activations are weighted; an earlier
             block gives a finer map (``layer3``: stride 16 against ``layer4``'s 32).
 
@@ -110,8 +109,7 @@ def explain_face(model: MultiLabelModel, face: np.ndarray, thresholds: np.ndarra
                  layer: str = "layer4") -> Explanation:
     """Grad-CAM (at block ``layer``) of every expression on one aligned RGB face, already at
     the model's input size."""
-    image = eval_transform(face.shape[0])(Image.fromarray(face)).unsqueeze(0)
-    image = image.to(next(model.parameters()).device)
+    image = eval_batch([face], face.shape[0]).to(next(model.parameters()).device)
     maps, probabilities = grad_cam(model, image, layer)
     return Explanation(label or model.config.head, face, maps[0], probabilities[0], np.asarray(thresholds))
 

@@ -22,11 +22,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 
 from mlfer.data.dataset import LabelledData, Partition
 from mlfer.data.synthetic import LABEL_STREAM, SPLIT_STREAM, SyntheticFaces, render_faces, sample_label_sets, seeded_rng
-from mlfer.data.transforms import eval_transform
 from mlfer.errors import MlferError
 from mlfer.explain import grad_cam
 from mlfer.expressions import EXPRESSIONS
@@ -69,15 +67,9 @@ def localisation_scores(faces: SyntheticFaces, maps: np.ndarray, probabilities: 
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
 
 
-def normalised_images(faces: SyntheticFaces) -> torch.Tensor:
-    """The faces as the model's input batch (:func:`~mlfer.data.transforms.eval_transform`)."""
-    transform = eval_transform(faces.images.shape[1])
-    return torch.stack([transform(Image.fromarray(image)) for image in faces.images])
-
-
 def measure(model: MultiLabelModel, faces: SyntheticFaces, images: torch.Tensor, layer: str = "layer4") -> pd.DataFrame:
-    """Grad-CAM of ``model`` at block ``layer`` on ``faces`` (``images``: their input batch)
-    and the scores of every present expression."""
+    """Grad-CAM of ``model`` at block ``layer`` on ``faces`` (``images``: their input batch,
+    :func:`~mlfer.data.transforms.eval_batch`) and the scores of every present expression."""
     results = [grad_cam(model, images[start:start + BATCH], layer) for start in range(0, len(images), BATCH)]
     maps = np.concatenate([maps for maps, _ in results])
     probabilities = np.concatenate([probabilities for _, probabilities in results])

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from mlfer.checkpoint import CONFIG_FILE, load_model
 from mlfer.data.images import IMAGE_SUFFIXES, read_image, to_rgb
-from mlfer.data.transforms import eval_transform
+from mlfer.data.transforms import eval_batch
 from mlfer.errors import MlferError
 from mlfer.expressions import EXPRESSIONS
 from mlfer.faces import TEMPLATE_SIZE, Face, FaceDetector, align_face
@@ -264,7 +264,6 @@ class Recognizer:
         self.thresholds = default_thresholds() if thresholds is None else as_thresholds(thresholds)
         self.batch_size = batch_size
         self.image_size = image_size
-        self.transform = eval_transform(image_size)
         self.device = next(model.parameters()).device
 
     @classmethod
@@ -285,7 +284,7 @@ class Recognizer:
         outputs = [np.zeros((0, len(EXPRESSIONS)), dtype=np.float32)]
         with torch.inference_mode():
             for start in range(0, len(faces), self.batch_size):
-                batch = torch.stack([self.transform(Image.fromarray(face)) for face in faces[start:start + self.batch_size]])
+                batch = eval_batch(faces[start:start + self.batch_size], self.image_size)
                 outputs.append(torch.sigmoid(self.model(batch.to(self.device))).float().cpu().numpy())
         return np.concatenate(outputs)
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
 from torchvision import transforms
 
 from mlfer.data.images import to_rgb
@@ -36,3 +41,10 @@ def eval_transform(size: int = 224) -> transforms.Compose:
         size: output height and width.
     """
     return _pipeline(size, flip=False)
+
+
+def eval_batch(faces: Sequence[np.ndarray] | np.ndarray, size: int) -> torch.Tensor:
+    """RGB uint8 faces (each H x W x 3) as one input batch N x 3 x size x size, each through
+    :func:`eval_transform`."""
+    transform = eval_transform(size)
+    return torch.stack([transform(Image.fromarray(face)) for face in faces])
