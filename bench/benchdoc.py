@@ -14,11 +14,13 @@ from pathlib import Path
 
 import torch
 
-from mlfer.fileio import write_text_atomic
+from mlfer.core.fileio import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
-INTRO = "# Benchmarks\n\nSpeed and accuracy measured by the scripts in `bench/`; each table says which command wrote it.\n"
+INTRO = (
+    "# Benchmarks\n\nSpeed and accuracy measured by the scripts in `bench/`; each table says which command wrote it.\n"
+)
 
 
 def best_seconds(work: Callable[[], object], repeats: int) -> float:
@@ -47,8 +49,10 @@ def machine() -> str:
     cpu = platform.processor() or platform.machine()
     model = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), cpu)
     settings = "".join(f", {name}={os.environ[name]}" for name in SPEED_VARIABLES if name in os.environ)
-    return (f"{model}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads"
-            f"{settings}, load average {os.getloadavg()[0]:.1f}")
+    return (
+        f"{model}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads"
+        f"{settings}, load average {os.getloadavg()[0]:.1f}"
+    )
 
 
 def _cpuinfo() -> list[str]:

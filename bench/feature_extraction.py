@@ -24,16 +24,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from benchdoc import best_seconds, machine, write_section
 from PIL import Image
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchdoc import best_seconds, machine, write_section
 from mlfer.data.dataset import LabelledData
 from mlfer.data.images import read_image
 from mlfer.data.synthetic import synthetic_dataset
 from mlfer.data.transforms import eval_transform
-from mlfer.model import ResNetTrunk
+from mlfer.models.model import ResNetTrunk
 from mlfer.train.features import extract_features
 
 #: (name, amp, channels_last, fold) of each way of running the trunk: the first is the
@@ -67,8 +67,12 @@ def face_files(folder: Path, rows: int, distinct: int, seed: int = 0) -> Labelle
         Image.fromarray(pixels).save(path, quality=90)
         paths.append(path)
     chosen = np.arange(rows) % distinct
-    return LabelledData(spec="bench-faces", labels=faces.labels[chosen], ids=[str(row) for row in range(rows)],
-                        paths=[paths[index] for index in chosen])
+    return LabelledData(
+        spec="bench-faces",
+        labels=faces.labels[chosen],
+        ids=[str(row) for row in range(rows)],
+        paths=[paths[index] for index in chosen],
+    )
 
 
 def calibrated_trunk(name: str, data: LabelledData, size: int) -> nn.Module:
@@ -103,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="ResNet18 on a few 64 x 64 images, for the tests")
     parser.add_argument("--images", type=int, default=64, help="images per timed pass (default 64, one batch)")
-    parser.add_argument("--rounds", type=int, default=3, help="passes per fp32 mode, interleaved; best kept (default 3)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="passes per fp32 mode, interleaved; best kept (default 3)"
+    )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--write", action="store_true", help="write the table to docs/benchmarks.md")
     args = parser.parse_args(argv)
@@ -128,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                 if amp != "none" and number:
                     continue  # bfloat16 without hardware support is slow: one pass
                 start = time.perf_counter()
-                features[mode] = extract_features(trunk, data, transform, device, amp=amp,
-                                                  channels_last=channels_last, fold=fold)
+                features[mode] = extract_features(
+                    trunk, data, transform, device, amp=amp, channels_last=channels_last, fold=fold
+                )
                 seconds[mode] = min(seconds[mode], time.perf_counter() - start)
     bound = matmul / flops
     reference = features[MODES[0][0]]
@@ -139,10 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         cosine = float(F.cosine_similarity(features[mode], reference, dim=1).min())
         lines.append(f"| {mode} | {rate:.2f} | {rate / bound:.0%} | {cosine:.5f} |")
         print(lines[-1], flush=True)
-    bound_line = (f"Bound: fp32 `torch.mm` of {side} x {side} matrices at {matmul / 1e9:.0f} GFLOP/s / "
-                  f"{flops / 1e9:.2f} GFLOP per {size} x {size} image ({name} trunk, `torch.utils.flop_counter`) "
-                  f"= {bound:.2f} images/s. Each mode: best of {rounds} interleaved passes over {rows} JPEG files "
-                  f"(bf16: one pass), DataLoader start included.")
+    bound_line = (
+        f"Bound: fp32 `torch.mm` of {side} x {side} matrices at {matmul / 1e9:.0f} GFLOP/s / "
+        f"{flops / 1e9:.2f} GFLOP per {size} x {size} image ({name} trunk, `torch.utils.flop_counter`) "
+        f"= {bound:.2f} images/s. Each mode: best of {rounds} interleaved passes over {rows} JPEG files "
+        f"(bf16: one pass), DataLoader start included."
+    )
     print(bound_line)
     default = next(mode for mode in MODES if "(default)" in mode[0])[0]
     verdict = f"The default reaches {rows / seconds[default] / bound:.0%} of the bound (the aim: 60%)."

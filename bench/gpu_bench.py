@@ -29,16 +29,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from benchdoc import write_section
 from PIL import Image
 
+from benchdoc import write_section
+from mlfer.core.config import ModelConfig, TrainConfig
 from mlfer.data.dataset import LabelledData, Partition
 from mlfer.data.synthetic import synthetic_dataset
 from mlfer.data.transforms import eval_transform
 from mlfer.faces import FaceDetector
-from mlfer.model import ModelConfig, MultiLabelModel, build_model
-from mlfer.predict import Recognizer
-from mlfer.train.config import TrainConfig
+from mlfer.inference.recognizer import Recognizer
+from mlfer.models.model import MultiLabelModel, build_model
 from mlfer.train.features import EVAL_BATCH_SIZE, extract_features, image_batches
 from mlfer.train.gpu import training_module
 from mlfer.train.loop import Batches, fit, make_optimizer, make_scheduler
@@ -76,10 +76,21 @@ class Sizes:
     warm_up: bool
 
 
-FULL = Sizes("resnet50", image_size=224, batch=32, largest=2048, steps=30, test=64, jpegs=512, matmul=8192,
-             compile=True, warm_up=True)
-SMOKE = Sizes("resnet18", image_size=32, batch=4, largest=4, steps=1, test=4, jpegs=4, matmul=128,
-              compile=False, warm_up=False)
+FULL = Sizes(
+    "resnet50",
+    image_size=224,
+    batch=32,
+    largest=2048,
+    steps=30,
+    test=64,
+    jpegs=512,
+    matmul=8192,
+    compile=True,
+    warm_up=True,
+)
+SMOKE = Sizes(
+    "resnet18", image_size=32, batch=4, largest=4, steps=1, test=4, jpegs=4, matmul=128, compile=False, warm_up=False
+)
 #: Side of the JPEG faces (MediaPipe needs faces larger than the smoke run's 32 pixels).
 JPEG_SIZE = 224
 #: Rows of the table: what was measured, its setting, value, unit.
@@ -130,7 +141,8 @@ def finetune_rate(
     """Training images per second of :func:`fit` over ``config.epochs`` epochs (after one untimed with ``warm_up``)."""
     optimizer = make_optimizer(
         {"head": list(model.head.parameters()), "backbone": list(model.backbone.parameters())},
-        {"head": config.lr_head, "backbone": config.lr_backbone}, config,
+        {"head": config.lr_head, "backbone": config.lr_backbone},
+        config,
     )
     objects = Resumable(model, optimizer, make_scheduler(optimizer, config), torch.Generator().manual_seed(0))
     module = training_module(model, config, device)
@@ -155,8 +167,14 @@ def largest_batch(sizes: Sizes, config: TrainConfig, device: torch.device) -> in
     test = resident(sizes.test, sizes.image_size, sizes.test, device, train=False)
     while batch <= sizes.largest:
         try:
-            finetune_rate(build(sizes, device), replace(config, batch_size=batch), test=test, device=device,
-                          train=resident(batch, sizes.image_size, batch, device, train=True), warm_up=False)
+            finetune_rate(
+                build(sizes, device),
+                replace(config, batch_size=batch),
+                test=test,
+                device=device,
+                train=resident(batch, sizes.image_size, batch, device, train=True),
+                warm_up=False,
+            )
         except torch.OutOfMemoryError:
             break
         finally:
@@ -191,17 +209,21 @@ def finetune_rows(sizes: Sizes, device: torch.device, jpegs: LabelledData) -> li
     batch = largest_batch(sizes, fast, device)
     train = resident(max(small * sizes.steps, batch * min(sizes.steps, 5)), size, batch, device, train=True)
     big = replace(fast, batch_size=batch)
-    for label, config in ((f"bf16 + channels-last, batch {batch} (largest)", big),
-                          (f"bf16 + channels-last + compile, batch {batch}", replace(big, compile=True))):
+    for label, config in (
+        (f"bf16 + channels-last, batch {batch} (largest)", big),
+        (f"bf16 + channels-last + compile, batch {batch}", replace(big, compile=True)),
+    ):
         if sizes.compile or not config.compile:
             rate = finetune_rate(build(sizes, device), config, train, test, device, sizes.warm_up)
             rows.append(("fine-tuning", f"{label}, resident", rate, "images/s"))
     everything = np.arange(len(jpegs))
-    loader_train, loader_test = image_batches(jpegs, Partition("bench", everything, everything[: sizes.test]), fast,
-                                              torch.Generator().manual_seed(0))
+    loader_train, loader_test = image_batches(
+        jpegs, Partition("bench", everything, everything[: sizes.test]), fast, torch.Generator().manual_seed(0)
+    )
     rate = finetune_rate(build(sizes, device), fast, loader_train, loader_test, device, sizes.warm_up)
-    rows.append(("fine-tuning", f"bf16 + channels-last, batch {small}, DataLoader from {len(jpegs)} JPEGs", rate,
-                 "images/s"))
+    rows.append(
+        ("fine-tuning", f"bf16 + channels-last, batch {small}, DataLoader from {len(jpegs)} JPEGs", rate, "images/s")
+    )
     return rows
 
 
@@ -225,8 +247,11 @@ def predict_row(jpegs: LabelledData, sizes: Sizes, device: torch.device) -> Row:
 
 def table(rows: list[Row], matmul: float, size: int) -> str:
     """The rows as a Markdown table, each rate also per TFLOP/s of the bf16 yardstick."""
-    lines = ["| measurement | setting | rate | rate per bf16 TFLOP/s |", "|---|---|---:|---:|",
-             f"| bf16 matmul | the device's own rate, {size} x {size} | {matmul:.3g} TFLOP/s | 1 |"]
+    lines = [
+        "| measurement | setting | rate | rate per bf16 TFLOP/s |",
+        "|---|---|---:|---:|",
+        f"| bf16 matmul | the device's own rate, {size} x {size} | {matmul:.3g} TFLOP/s | 1 |",
+    ]
     for what, setting, value, unit in rows:
         lines.append(f"| {what} | {setting} | {value:.4g} {unit} | {value / matmul:.4g} |")
     return "\n".join(lines)

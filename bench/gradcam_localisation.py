@@ -1,6 +1,6 @@
 """Measurement: does a model's Grad-CAM fall on the action units of the expressions present?
 
-Scores each checkpoint with :mod:`mlfer.localisation` (density ratio of Grad-CAM heat on
+Scores each checkpoint with :mod:`mlfer.experiments.localisation` (density ratio of Grad-CAM heat on
 the expression's action-unit boxes over the rest of the face, and the pointing game), as
 trained and with its weights drawn afresh (the untrained control), at each ``--layer``.
 The faces are drawn with ``--seed`` (by default one the demo does not train on) at the
@@ -8,7 +8,7 @@ checkpoint's input size, with label sets in RAF-ML's proportions (``--single-lab
 expression per face).
 
 ``--detector`` also trains and measures the reference model whose maps should localise
-(:func:`mlfer.localisation.train_expression_detector`: each expression told from a neutral
+(:func:`mlfer.experiments.localisation.train_expression_detector`: each expression told from a neutral
 face; about 100 s), the one the test suite checks.
 
 Run ``python bench/gradcam_localisation.py --checkpoint mlfer-demo/baseline --checkpoint
@@ -25,16 +25,16 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from benchdoc import write_section
 
-from mlfer.checkpoint import load_model, save_model
+from benchdoc import write_section
+from mlfer.core.config import ModelConfig, RunConfig, TrainConfig, load_config
+from mlfer.core.expressions import EXPRESSIONS
 from mlfer.data.synthetic import SyntheticFaces, generate_faces
 from mlfer.data.transforms import eval_batch
-from mlfer.explain import CAM_LAYERS
-from mlfer.expressions import EXPRESSIONS
-from mlfer.localisation import measure, reinitialise, summary, train_expression_detector
-from mlfer.model import ModelConfig, MultiLabelModel, build_model
-from mlfer.train.config import RunConfig, TrainConfig, load_config
+from mlfer.experiments.localisation import measure, reinitialise, summary, train_expression_detector
+from mlfer.inference.explain import CAM_LAYERS
+from mlfer.models.checkpoint import load_model, save_model
+from mlfer.models.model import MultiLabelModel, build_model
 
 #: Seed of the measured faces: the demo draws its faces with seeds 0 to 5.
 DEFAULT_SEED = 1000
@@ -58,15 +58,18 @@ def markdown(title: str, trained: pd.DataFrame, untrained: pd.DataFrame) -> str:
 
 def _pair(first: float, second: float, count: bool) -> str:
     """``trained / untrained`` cells: counts as integers, the rest to two decimals, - where missing."""
+
     def show(value: float) -> str:
         if pd.isna(value):
             return "-"
         return f"{int(value)}" if count else f"{value:.2f}"
+
     return f"{show(first)} / {show(second)}"
 
 
-def measured_table(title: str, model: MultiLabelModel, faces: SyntheticFaces, images: torch.Tensor, layer: str,
-                   seed: int) -> str:
+def measured_table(
+    title: str, model: MultiLabelModel, faces: SyntheticFaces, images: torch.Tensor, layer: str, seed: int
+) -> str:
     """The markdown table of ``model`` as given and re-initialised with ``seed`` (in place)."""
     trained = summary(measure(model, faces, images, layer))
     untrained = summary(measure(reinitialise(model, seed), faces, images, layer))
@@ -88,8 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faces", type=int, default=300, help="synthetic faces measured (default 300)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"seed of the faces (default {DEFAULT_SEED})")
     parser.add_argument("--single-label", action="store_true", help="one expression per face")
-    parser.add_argument("--layer", action="append", choices=CAM_LAYERS,
-                        help="the block Grad-CAM is taken at (repeatable; default layer4)")
+    parser.add_argument(
+        "--layer",
+        action="append",
+        choices=CAM_LAYERS,
+        help="the block Grad-CAM is taken at (repeatable; default layer4)",
+    )
     parser.add_argument("--detector", action="store_true", help="also train and measure the reference detector")
     parser.add_argument("--smoke", action="store_true", help="an untrained ResNet18 on a few faces, for the tests")
     parser.add_argument("--write", action="store_true", help="write the tables to docs/benchmarks.md")
@@ -98,31 +105,41 @@ def main(argv: list[str] | None = None) -> int:
         checkpoints = [str(smoke_checkpoint(Path(scratch) / "smoke"))] if args.smoke else args.checkpoint
         if not checkpoints and not args.detector:
             parser.error("give at least one --checkpoint or --detector")
-        models = [(f"`{checkpoint}`", lambda c=checkpoint: load_model(c).eval(),
-                   load_config(Path(checkpoint) / "config.yaml").train.image_size) for checkpoint in checkpoints]
+        models = [
+            (
+                f"`{checkpoint}`",
+                lambda c=checkpoint: load_model(c).eval(),
+                load_config(Path(checkpoint) / "config.yaml").train.image_size,
+            )
+            for checkpoint in checkpoints
+        ]
         if args.detector:
             detector = train_expression_detector(size=DETECTOR_SIZE)
-            models.append(("reference detector (`train_expression_detector()`)", lambda: copy.deepcopy(detector),
-                           DETECTOR_SIZE))
+            models.append(
+                ("reference detector (`train_expression_detector()`)", lambda: copy.deepcopy(detector), DETECTOR_SIZE)
+            )
         tables, inputs = [], {}
         for title, load, size in models:
             if size not in inputs:
-                faces = generate_faces(8 if args.smoke else args.faces, seed=args.seed, size=size,
-                                       single_label=args.single_label)
+                faces = generate_faces(
+                    8 if args.smoke else args.faces, seed=args.seed, size=size, single_label=args.single_label
+                )
                 inputs[size] = faces, eval_batch(faces.images, size)
             for layer in args.layer or ["layer4"]:
                 tables.append(measured_table(f"{title}, Grad-CAM at {layer}", load(), *inputs[size], layer, args.seed))
                 print(tables[-1], flush=True)
     if args.write:
         kind = "one expression each" if args.single_label else "label sets in RAF-ML's proportions"
-        intro = (f"{args.faces} synthetic faces ({kind}, seed {args.seed}) at each model's input size. "
-                 "Scored: each present expression whose map is not zero on the whole face, with the "
-                 "model's mean probability for it. Median ratio: "
-                 "Grad-CAM heat per pixel on the expression's action-unit boxes over heat per pixel on "
-                 "the rest of the face, hairline to chin (above 1: more mass on the expression's regions); "
-                 "ratio > 1: the share of maps for which that holds. Pointing hits: "
-                 "share of maps whose hottest face pixel lies on those boxes; chance: the boxes' mean "
-                 "share of the face. Untrained: the same model with its weights drawn afresh.")
+        intro = (
+            f"{args.faces} synthetic faces ({kind}, seed {args.seed}) at each model's input size. "
+            "Scored: each present expression whose map is not zero on the whole face, with the "
+            "model's mean probability for it. Median ratio: "
+            "Grad-CAM heat per pixel on the expression's action-unit boxes over heat per pixel on "
+            "the rest of the face, hairline to chin (above 1: more mass on the expression's regions); "
+            "ratio > 1: the share of maps for which that holds. Pointing hits: "
+            "share of maps whose hottest face pixel lies on those boxes; chance: the boxes' mean "
+            "share of the face. Untrained: the same model with its weights drawn afresh."
+        )
         write_section("Grad-CAM localisation", intro + "\n\n" + "\n\n".join(tables))
     return 0
 

@@ -4,7 +4,7 @@ memory-traffic bound of its Adam steps.
 Every step updates all P head parameters with Adam, which at least reads the weight, the
 gradient and two moments and writes three of them: 7 x 4 bytes per parameter. The bound is
 the best time of ``Tensor.copy_`` of a 7 * 4 * P-byte buffer, measured in the same run.
-The step times are the real engine's (:func:`mlfer.train.runner.train_on_features`, run for
+The step times are the real engine's (:func:`mlfer.train.fitting.train_on_features`, run for
 ``1 + k`` epochs): the time between consecutive optimiser steps, read by a global step
 hook, after a first warm-up epoch; their median is a typical step, their mean includes each
 epoch's test pass and the busy machine's stalls.
@@ -27,17 +27,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from benchdoc import copy_seconds, machine, write_section
 from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch.profiler import ProfilerActivity, profile
 
+from benchdoc import copy_seconds, machine, write_section
 from mlfer.cli import main as mlfer_main
-from mlfer.errors import MlferError
-from mlfer.model import count_parameters
-from mlfer.nodes import LABEL_WORDS
-from mlfer.train.config import RunConfig, make_config
-from mlfer.train.runner import FeatureSet, train_on_features
-from mlfer.train.setup import build_run_model, with_word_vectors
+from mlfer.core.config import RunConfig, make_config
+from mlfer.core.errors import MlferError
+from mlfer.models.model import count_parameters
+from mlfer.models.nodes import LABEL_WORDS
+from mlfer.train.fitting import FeatureSet, train_on_features
+from mlfer.train.run_model import build_run_model, with_word_vectors
 
 #: Rows and dimensions: RAF-ML's training and test split, ResNet50 features, 300-d GloVe.
 FULL_SIZE = {"train_rows": 3926, "test_rows": 982, "dim": 2048, "word_dim": 300, "mfb_o": 1024, "epochs": 3}
@@ -112,8 +112,11 @@ def feature_sets(sizes: Sizes, seed: int = 0) -> tuple[FeatureSet, FeatureSet]:
     """Random non-negative features (as after ResNet's ReLU and pooling), with flipped copies."""
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
-    train = FeatureSet(torch.rand(sizes.train_rows, sizes.dim, generator=generator), random_labels(sizes.train_rows, rng),
-                       torch.rand(sizes.train_rows, sizes.dim, generator=generator))
+    train = FeatureSet(
+        torch.rand(sizes.train_rows, sizes.dim, generator=generator),
+        random_labels(sizes.train_rows, rng),
+        torch.rand(sizes.train_rows, sizes.dim, generator=generator),
+    )
     test = FeatureSet(torch.rand(sizes.test_rows, sizes.dim, generator=generator), random_labels(sizes.test_rows, rng))
     return train, test
 
@@ -128,10 +131,17 @@ def write_word_vectors(path: Path, dim: int, seed: int = 0) -> Path:
 
 def bench_config(sizes: Sizes, vectors: Path, epochs: int) -> RunConfig:
     """The RAF-ML preset on ``sizes.dim``-d feature vectors with the given word vectors and MFB size."""
-    return make_config("raf-ml", {
-        "model.backbone": "identity", "model.feature_dim": sizes.dim, "model.word_vectors": str(vectors),
-        "model.mfb_o": sizes.mfb_o, "train.epochs": epochs, "train.device": "cpu",
-    })
+    return make_config(
+        "raf-ml",
+        {
+            "model.backbone": "identity",
+            "model.feature_dim": sizes.dim,
+            "model.word_vectors": str(vectors),
+            "model.mfb_o": sizes.mfb_o,
+            "train.epochs": epochs,
+            "train.device": "cpu",
+        },
+    )
 
 
 def head_parameters(config: RunConfig, train: FeatureSet) -> int:
@@ -165,8 +175,10 @@ def where_time_goes(config: RunConfig, train: FeatureSet, test: FeatureSet, rows
     total = sum(event.self_cpu_time_total for event in events)
     lines = ["| Operator | Calls | Self CPU (ms) | Share |", "|---|---|---|---|"]
     for event in events[:rows]:
-        lines.append(f"| `{event.key}` | {event.count} | {event.self_cpu_time_total / 1e3:.0f} | "
-                     f"{event.self_cpu_time_total / total:.0%} |")
+        lines.append(
+            f"| `{event.key}` | {event.count} | {event.self_cpu_time_total / 1e3:.0f} | "
+            f"{event.self_cpu_time_total / total:.0%} |"
+        )
     return "\n".join(lines)
 
 
@@ -175,12 +187,34 @@ def full_schedule_seconds(sizes: Sizes, vectors: Path, folder: Path, epochs: int
     ``features:`` npz of the benchmark's sizes, with its run folder and resume states at the default interval."""
     train, test = feature_sets(sizes)
     npz = folder / "features.npz"
-    np.savez(npz, features=torch.cat([train.features, test.features]).numpy(),
-             labels=np.concatenate([train.labels, test.labels]),
-             split=np.array(["train"] * len(train.labels) + ["test"] * len(test.labels)))
-    command = ["train", "--model", "svml-rgcn", "--dataset", f"features:{npz}",
-               "--preset", "raf-ml", "--set", f"model.word_vectors={vectors}", "--set", f"model.mfb_o={sizes.mfb_o}", "--set", f"train.epochs={epochs}",
-               "--set", "train.device=cpu", "--cache", str(folder / "cache"), "--out", str(folder / "run"), "--quiet"]
+    np.savez(
+        npz,
+        features=torch.cat([train.features, test.features]).numpy(),
+        labels=np.concatenate([train.labels, test.labels]),
+        split=np.array(["train"] * len(train.labels) + ["test"] * len(test.labels)),
+    )
+    command = [
+        "train",
+        "--model",
+        "svml-rgcn",
+        "--dataset",
+        f"features:{npz}",
+        "--preset",
+        "raf-ml",
+        "--set",
+        f"model.word_vectors={vectors}",
+        "--set",
+        f"model.mfb_o={sizes.mfb_o}",
+        "--set",
+        f"train.epochs={epochs}",
+        "--set",
+        "train.device=cpu",
+        "--cache",
+        str(folder / "cache"),
+        "--out",
+        str(folder / "run"),
+        "--quiet",
+    ]
     start = time.perf_counter()
     if mlfer_main(command) != 0:
         raise MlferError("mlfer train failed", field="--full")
@@ -211,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         bound = copy_seconds(7 * 4 * parameters)
         steps, total, faults = step_seconds(bench_config(sizes, vectors, 1 + sizes.epochs), train, test)
         bound = min(bound, copy_seconds(7 * 4 * parameters))
-        timed = steps[steps_per_epoch - 1:]  # after the first epoch (warm-up)
+        timed = steps[steps_per_epoch - 1 :]  # after the first epoch (warm-up)
         median, mean = float(np.median(timed)), float(np.mean(timed))
         estimate = total + (SCHEDULE_EPOCHS - 1 - sizes.epochs) * steps_per_epoch * mean
         rows = [
@@ -236,8 +270,11 @@ def main(argv: list[str] | None = None) -> int:
         if profile_table:
             print(profile_table)
     if args.write and not args.smoke:
-        body = table + ("\n\nWhere a one-epoch run spends its CPU time (torch.profiler):\n\n" + profile_table
-                        if profile_table else "")
+        body = table + (
+            "\n\nWhere a one-epoch run spends its CPU time (torch.profiler):\n\n" + profile_table
+            if profile_table
+            else ""
+        )
         write_section("Head training", body + "\n\n" + NOTES)
     return 0
 

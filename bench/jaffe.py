@@ -24,18 +24,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from benchdoc import write_section
-from head_training import head_parameters
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from benchdoc import write_section
+from head_training import head_parameters
+from mlfer.core.config import make_config
 from mlfer.data import LabelledData, load_dataset
-from mlfer.metrics import LOWER_IS_BETTER, METRIC_NAMES, compute_metrics
-from mlfer.report import comparison_frame, comparison_markdown, comparison_text, heading
-from mlfer.train.config import make_config
-from mlfer.train.runner import FeatureSet
+from mlfer.evaluation.metrics import LOWER_IS_BETTER, METRIC_NAMES, compute_metrics
+from mlfer.evaluation.report import comparison_frame, comparison_markdown, comparison_text, heading
+from mlfer.train.fitting import FeatureSet
 
 SPEC = "ldl:../shared/data/jaffe/jaffe.mat?preset=jaffe"
 BASELINE = "logistic regression (C = 0.1)"
@@ -93,8 +93,9 @@ def smoke_data(rows: int = 60, dim: int = 12, seed: int = 0) -> LabelledData:
     rng = np.random.default_rng(seed)
     features = rng.standard_normal((rows, dim))
     labels = (features[:, :6] + 0.5 * rng.standard_normal((rows, 6)) > 0).astype(np.uint8)
-    return LabelledData(spec="smoke", labels=labels, ids=[str(row) for row in range(rows)], features=features,
-                        folds=np.arange(rows) % 5)
+    return LabelledData(
+        spec="smoke", labels=labels, ids=[str(row) for row in range(rows)], features=features, folds=np.arange(rows) % 5
+    )
 
 
 def wins(frame: pd.DataFrame, model: str, other: str) -> list[str]:
@@ -113,11 +114,16 @@ def verdict(frame: pd.DataFrame, model: str = "svml-rgcn") -> str:
     for other in ("baseline", BASELINE):
         if other in frame.index and model in frame.index:
             better = wins(frame, model, other)
-            lines.append(f"{model} is better than {other} on {len(better)} of {len(METRIC_NAMES)} metrics"
-                         f"{' (' + ', '.join(better) + ')' if better else ''}.")
+            lines.append(
+                f"{model} is better than {other} on {len(better)} of {len(METRIC_NAMES)} metrics"
+                f"{' (' + ', '.join(better) + ')' if better else ''}."
+            )
     if "baseline" in frame.index and model in frame.index:
         holds = len(wins(frame, model, "baseline")) == len(METRIC_NAMES)
-        lines.append(f"The paper's claim (better than the baseline on every metric) {'holds' if holds else 'does not hold'} here.")
+        lines.append(
+            "The paper's claim (better than the baseline on every metric) "
+            f"{'holds' if holds else 'does not hold'} here."
+        )
     return " ".join(lines)
 
 
@@ -129,7 +135,9 @@ def fit_table(ablation: Path) -> str:
         history = pd.read_csv(ablation / model / "history.csv")
         last = history[history["epoch"] == history["epoch"].max()]
         best = history.loc[history.groupby("run")["test_loss"].idxmin(), "epoch"]
-        lines.append(f"| {model} | {last['train_loss'].mean():.3f} | {last['test_loss'].mean():.3f} | {best.mean():.0f} |")
+        lines.append(
+            f"| {model} | {last['train_loss'].mean():.3f} | {last['test_loss'].mean():.3f} | {best.mean():.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -174,11 +182,21 @@ def labelled_folder(text: str) -> tuple[str, Path]:
 def main(argv: list[str] | None = None) -> int:
     """Print the comparison tables and, with ``--write``, put them in docs/benchmarks.md."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ablate", type=labelled_folder, action="append", default=[], metavar="LABEL=OUT",
-                        help="a title and the --out folder of an mlfer ablate run on these folds (repeatable)")
+    parser.add_argument(
+        "--ablate",
+        type=labelled_folder,
+        action="append",
+        default=[],
+        metavar="LABEL=OUT",
+        help="a title and the --out folder of an mlfer ablate run on these folds (repeatable)",
+    )
     parser.add_argument("--dataset", default=SPEC, metavar="SPEC", help=f"the dataset spec (default {SPEC})")
-    parser.add_argument("--write-standardised", type=Path, metavar="NPZ",
-                        help="write the dataset's features standardised over all rows, with its folds, to NPZ")
+    parser.add_argument(
+        "--write-standardised",
+        type=Path,
+        metavar="NPZ",
+        help="write the dataset's features standardised over all rows, with its folds, to NPZ",
+    )
     parser.add_argument("--smoke", action="store_true", help="synthetic features, no ablation table, no writing")
     parser.add_argument("--write", action="store_true", help="write the tables to docs/benchmarks.md")
     args = parser.parse_args(argv)
@@ -194,8 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         frame = baseline if folder is None else pd.concat([pd.read_csv(folder / "table.csv", index_col=0), baseline])
         print(label, comparison_text(frame), verdict(frame), sep="\n")
         if folder is not None:
-            sections.append(f"### {label}\n\n{comparison_markdown(frame, digits=3)}\n\n{verdict(frame)}\n\n"
-                            f"{fit_table(folder)}")
+            sections.append(
+                f"### {label}\n\n{comparison_markdown(frame, digits=3)}\n\n{verdict(frame)}\n\n{fit_table(folder)}"
+            )
     if args.write and not args.smoke:
         write_section("JAFFE", "\n\n".join([INTRO, *sections, why(data)]))
     return 0

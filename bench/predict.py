@@ -3,10 +3,10 @@
 Speed: the Recognizer's three stages timed apart on real photos (the four labelled ones of
 ``../shared/data/faces`` and ``multi_face.jpg``, repeated): MediaPipe detection (both
 models, :class:`mlfer.faces.FaceDetector`), alignment (:func:`mlfer.faces.align_face`) and
-classification (:meth:`mlfer.predict.Recognizer.classify`: resize, normalise, forward,
+classification (:meth:`mlfer.inference.recognizer.Recognizer.classify`: resize, normalise, forward,
 sigmoid) at batch sizes 1, 8, 32 and 64, for ResNet50 and ResNet18 svml-rgcn models at
 224 x 224 with random weights (timing does not depend on them); then the same
-classification stage through the ONNX export (:func:`mlfer.export.export_onnx`) under
+classification stage through the ONNX export (:func:`mlfer.inference.export.export_onnx`) under
 onnxruntime, as a ratio to PyTorch at the same batch size.
 
 Memory: ``mlfer predict`` run as a child process over 200 and over 2,000 generated photos
@@ -32,20 +32,26 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 import torch
-from benchdoc import ROOT, machine, write_section
 from PIL import Image, ImageEnhance
 
-from mlfer.checkpoint import save_model
+from benchdoc import ROOT, machine, write_section
+from mlfer.core.config import ModelConfig, RunConfig, TrainConfig
 from mlfer.data.images import read_image
 from mlfer.data.transforms import eval_batch
-from mlfer.export import export_onnx
 from mlfer.faces import FaceDetector, align_face
-from mlfer.model import ModelConfig, MultiLabelModel, build_model
-from mlfer.predict import Recognizer
-from mlfer.train.config import RunConfig, TrainConfig
+from mlfer.inference.export import export_onnx
+from mlfer.inference.recognizer import Recognizer
+from mlfer.models.checkpoint import save_model
+from mlfer.models.model import MultiLabelModel, build_model
 
 #: The photos of ``../shared/data/faces`` timed: four labelled single faces and five people.
-PHOTOS: tuple[str, ...] = ("0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg", "multi_face.jpg")
+PHOTOS: tuple[str, ...] = (
+    "0-f1-su-ph.jpg",
+    "0-f15-hao-ph.jpg",
+    "15-f13-anc-ph.jpg",
+    "45-m7-di-ph.jpg",
+    "multi_face.jpg",
+)
 DATA = ROOT.parent / "shared" / "data" / "faces"
 #: Peak memory allowed for ``mlfer predict``, and its allowed growth from the small to the large input.
 MEMORY_LIMIT = 2 * 1024**3
@@ -76,8 +82,16 @@ class Sizes:
     memory_images: tuple[int, int] = (200, 2000)
 
 
-SMOKE = Sizes(backbones=("resnet18",), image_size=64, mfb_k=2, mfb_o=64, batch_sizes=(1, 4), faces=8, repeats=1,
-              memory_images=(2, 4))
+SMOKE = Sizes(
+    backbones=("resnet18",),
+    image_size=64,
+    mfb_k=2,
+    mfb_o=64,
+    batch_sizes=(1, 4),
+    faces=8,
+    repeats=1,
+    memory_images=(2, 4),
+)
 
 
 def make_checkpoint(directory: Path, backbone: str, sizes: Sizes, seed: int = 0) -> tuple[Path, MultiLabelModel]:
@@ -126,7 +140,7 @@ def tiled(faces: list[np.ndarray], count: int) -> list[np.ndarray]:
 
 def classify_seconds(recognizer: Recognizer, faces: list[np.ndarray]) -> tuple[float, np.ndarray]:
     """Seconds of :meth:`Recognizer.classify` over ``faces`` (after a one-batch warm-up) and its output."""
-    recognizer.classify(faces[:recognizer.batch_size])
+    recognizer.classify(faces[: recognizer.batch_size])
     start = time.perf_counter()
     probabilities = recognizer.classify(faces)
     return time.perf_counter() - start, probabilities
@@ -137,7 +151,7 @@ def onnx_classify(session: onnxruntime.InferenceSession, recognizer: Recognizer,
     name = session.get_inputs()[0].name
     outputs = []
     for start in range(0, len(faces), recognizer.batch_size):
-        batch = eval_batch(faces[start:start + recognizer.batch_size], recognizer.image_size)
+        batch = eval_batch(faces[start : start + recognizer.batch_size], recognizer.image_size)
         outputs.append(session.run(None, {name: batch.numpy()})[0])
     return np.concatenate(outputs)
 
@@ -150,7 +164,7 @@ def onnx_seconds(
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    onnx_classify(session, recognizer, faces[:recognizer.batch_size])
+    onnx_classify(session, recognizer, faces[: recognizer.batch_size])
     start = time.perf_counter()
     probabilities = onnx_classify(session, recognizer, faces)
     return time.perf_counter() - start, probabilities
@@ -164,32 +178,43 @@ def speed_tables(sizes: Sizes, photos: list[np.ndarray], detector: FaceDetector,
     detect_ms, align_ms = 1000 * stages.detect_seconds / stages.faces, 1000 * stages.align_seconds / stages.faces
     faces = tiled(stages.aligned, sizes.faces)
     seen = f"{stages.images} photos, {stages.faces} faces"
-    lines = ["| Stage | Setting | ms per face | Faces/s |", "|---|---|---:|---:|",
-             f"| detection | MediaPipe short + full range, {seen} | {detect_ms:.1f} | {1000 / detect_ms:.1f} |",
-             f"| alignment | eyes + mouth to {sizes.image_size} x {sizes.image_size}, {seen} | {align_ms:.2f} | "
-             f"{1000 / align_ms:.0f} |"]
-    onnx_lines = ["| Model | Batch | PyTorch faces/s | onnxruntime faces/s | onnxruntime / PyTorch | max abs difference |",
-                  "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| Stage | Setting | ms per face | Faces/s |",
+        "|---|---|---:|---:|",
+        f"| detection | MediaPipe short + full range, {seen} | {detect_ms:.1f} | {1000 / detect_ms:.1f} |",
+        f"| alignment | eyes + mouth to {sizes.image_size} x {sizes.image_size}, {seen} | {align_ms:.2f} | "
+        f"{1000 / align_ms:.0f} |",
+    ]
+    onnx_lines = [
+        "| Model | Batch | PyTorch faces/s | onnxruntime faces/s | onnxruntime / PyTorch | max abs difference |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for backbone in sizes.backbones:
-        directory, model = make_checkpoint(folder / backbone, backbone, sizes)
+        _, model = make_checkpoint(folder / backbone, backbone, sizes)
         best = (float("inf"), 0, np.zeros(0))
         for batch in sizes.batch_sizes:
             recognizer = Recognizer(model, detector, batch_size=batch, image_size=sizes.image_size)
             seconds, probabilities = classify_seconds(recognizer, faces)
             classify_ms = 1000 * seconds / len(faces)
-            lines.append(f"| classification | {backbone} svml-rgcn, batch {batch}, {len(faces)} faces | {classify_ms:.1f} | "
-                         f"{1000 / classify_ms:.2f} |")
+            lines.append(
+                f"| classification | {backbone} svml-rgcn, batch {batch}, {len(faces)} faces | {classify_ms:.1f} | "
+                f"{1000 / classify_ms:.2f} |"
+            )
             print(lines[-1], flush=True)
             best = min(best, (seconds, batch, probabilities), key=lambda item: item[0])
         seconds, batch, probabilities = best
         total_ms = detect_ms + align_ms + 1000 * seconds / len(faces)
-        lines.append(f"| **predict** | {backbone}, best batch {batch}: detection + alignment + classification | "
-                     f"{total_ms:.1f} | {1000 / total_ms:.2f} |")
+        lines.append(
+            f"| **predict** | {backbone}, best batch {batch}: detection + alignment + classification | "
+            f"{total_ms:.1f} | {1000 / total_ms:.2f} |"
+        )
         recognizer = Recognizer(model, detector, batch_size=batch, image_size=sizes.image_size)
         onnx_time, onnx_probabilities = onnx_seconds(model, recognizer, faces, folder)
         difference = float(np.abs(onnx_probabilities - probabilities).max())
-        onnx_lines.append(f"| {backbone} svml-rgcn | {batch} | {len(faces) / seconds:.2f} | {len(faces) / onnx_time:.2f} | "
-                          f"{seconds / onnx_time:.2f} | {difference:.1e} |")
+        onnx_lines.append(
+            f"| {backbone} svml-rgcn | {batch} | {len(faces) / seconds:.2f} | {len(faces) / onnx_time:.2f} | "
+            f"{seconds / onnx_time:.2f} | {difference:.1e} |"
+        )
         print(onnx_lines[-1], flush=True)
     return "\n".join(lines), "\n".join(onnx_lines)
 
@@ -225,11 +250,23 @@ sys.exit(os.waitstatus_to_exitcode(status))
 def peak_memory(checkpoint: Path, folder: Path, out: Path) -> tuple[int, float, int]:
     """Run ``mlfer predict`` over ``folder`` from a fresh helper process: its peak RSS in bytes
     (``ru_maxrss``), its seconds, and the number of faces in its CSV."""
-    command = [sys.executable, "-m", "mlfer", "predict", "--checkpoint", str(checkpoint), str(folder), "--out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "mlfer",
+        "predict",
+        "--checkpoint",
+        str(checkpoint),
+        str(folder),
+        "--out",
+        str(out),
+    ]
     log, rss = out.with_suffix(".log"), out.with_suffix(".rss")
     start = time.perf_counter()
     with log.open("w") as handle:
-        returncode = subprocess.run([sys.executable, "-c", HELPER, str(rss), *command], stdout=handle, stderr=handle).returncode
+        returncode = subprocess.run(
+            [sys.executable, "-c", HELPER, str(rss), *command], stdout=handle, stderr=handle
+        ).returncode
     seconds = time.perf_counter() - start
     if returncode:
         raise SystemExit(f"mlfer predict failed ({returncode}):\n{log.read_text()}")
@@ -237,7 +274,9 @@ def peak_memory(checkpoint: Path, folder: Path, out: Path) -> tuple[int, float, 
     return int(rss.read_text()) * 1024, seconds, faces
 
 
-def memory_table(sizes: Sizes, photos: list[Image.Image], models: list[tuple[str, Path]], folder: Path) -> tuple[str, bool]:
+def memory_table(
+    sizes: Sizes, photos: list[Image.Image], models: list[tuple[str, Path]], folder: Path
+) -> tuple[str, bool]:
     """Peak memory of ``mlfer predict``: each of ``models`` (name, checkpoint) over the small input,
     the last also over the large one; it passes when every peak is under :data:`MEMORY_LIMIT`
     and the large peak is within :data:`GROWTH_LIMIT` of the small one."""
@@ -256,9 +295,11 @@ def memory_table(sizes: Sizes, photos: list[Image.Image], models: list[tuple[str
         print(lines[-1], flush=True)
     ratio = peaks[-1] / peaks[-2]
     passed = max(peaks) < MEMORY_LIMIT and ratio <= GROWTH_LIMIT
-    verdict = (f"{runs[-1][0]}: peak over {large:,} photos / peak over {small:,}: **{ratio:.3f}** (limit "
-               f"{GROWTH_LIMIT:.2f}); largest peak {max(peaks) / 2**30:.2f} GiB (limit {MEMORY_LIMIT / 2**30:.0f} GiB): "
-               f"{'passes' if passed else 'FAILS'}.")
+    verdict = (
+        f"{runs[-1][0]}: peak over {large:,} photos / peak over {small:,}: **{ratio:.3f}** (limit "
+        f"{GROWTH_LIMIT:.2f}); largest peak {max(peaks) / 2**30:.2f} GiB (limit {MEMORY_LIMIT / 2**30:.0f} GiB): "
+        f"{'passes' if passed else 'FAILS'}."
+    )
     print(verdict)
     return "\n".join(lines) + "\n\n" + verdict, passed
 
@@ -267,11 +308,22 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print its tables and, with ``--write``, put them in docs/benchmarks.md."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="ResNet18 at 64 x 64 on a few faces, for the tests")
-    parser.add_argument("--data", type=Path, default=DATA, help="the shared faces folder (default ../shared/data/faces)")
-    parser.add_argument("--memory-images", type=int, nargs=2, metavar=("SMALL", "LARGE"),
-                        help="photos of the two memory runs (default 200 2000)")
-    parser.add_argument("--light-size", type=int, default=64,
-                        help="image size of the ResNet18 model run over both inputs (default 64: detection-bound)")
+    parser.add_argument(
+        "--data", type=Path, default=DATA, help="the shared faces folder (default ../shared/data/faces)"
+    )
+    parser.add_argument(
+        "--memory-images",
+        type=int,
+        nargs=2,
+        metavar=("SMALL", "LARGE"),
+        help="photos of the two memory runs (default 200 2000)",
+    )
+    parser.add_argument(
+        "--light-size",
+        type=int,
+        default=64,
+        help="image size of the ResNet18 model run over both inputs (default 64: detection-bound)",
+    )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--write", action="store_true", help="write the tables to docs/benchmarks.md")
     args = parser.parse_args(argv)
@@ -290,27 +342,37 @@ def main(argv: list[str] | None = None) -> int:
         stages, onnx = speed_tables(sizes, [np.asarray(photo) for photo in photos], detector, folder)
         light = ("resnet18", args.light_size)
         models = [light] if args.smoke else [(sizes.backbones[0], sizes.image_size), light]
-        checkpoints = [(f"{backbone} svml-rgcn, {size} x {size}",
-                        make_checkpoint(folder / f"memory-{backbone}", backbone, replace(sizes, image_size=size))[0])
-                       for backbone, size in models]
+        checkpoints = [
+            (
+                f"{backbone} svml-rgcn, {size} x {size}",
+                make_checkpoint(folder / f"memory-{backbone}", backbone, replace(sizes, image_size=size))[0],
+            )
+            for backbone, size in models
+        ]
         memory, passed = memory_table(sizes, photos, checkpoints, folder / "memory")
     print(stages, onnx, sep="\n\n")
     if args.write and not args.smoke:
-        write_section("Prediction", "\n\n".join([
-            "Rates depend on what else runs on the machine: the load average above (one minute, read "
-            "when the section was written) says how busy it was. The ratios (onnxruntime / PyTorch, "
-            "memory growth) were measured in the same run.",
-            stages, onnx,
-            "Peak memory of `mlfer predict` (CSV output, default batch 32) as a child process over generated "
-            "photos (the same five, randomly cropped and brightened, JPEG), its `ru_maxrss` read by a fresh "
-            "helper process (`os.wait4`). The growth is "
-            "measured with a ResNet18 at a small input size, where detection dominates, so that 2,000 photos "
-            "fit in minutes on this machine; the paper's ResNet50 at 224 x 224 gives the size of the peak. "
-            "Of that peak, importing "
-            "`mlfer.commands.predict` alone takes about 1.1 GiB (`/usr/bin/time -v`, measured apart: torch's "
-            "CUDA build maps cuBLAS, NVRTC and nvJitLink even on the CPU):",
-            memory,
-        ]))
+        write_section(
+            "Prediction",
+            "\n\n".join(
+                [
+                    "Rates depend on what else runs on the machine: the load average above (one minute, read "
+                    "when the section was written) says how busy it was. The ratios (onnxruntime / PyTorch, "
+                    "memory growth) were measured in the same run.",
+                    stages,
+                    onnx,
+                    "Peak memory of `mlfer predict` (CSV output, default batch 32) as a child process over generated "
+                    "photos (the same five, randomly cropped and brightened, JPEG), its `ru_maxrss` read by a fresh "
+                    "helper process (`os.wait4`). The growth is "
+                    "measured with a ResNet18 at a small input size, where detection dominates, so that 2,000 photos "
+                    "fit in minutes on this machine; the paper's ResNet50 at 224 x 224 gives the size of the peak. "
+                    "Of that peak, importing "
+                    "`mlfer.cli.predict` alone takes about 1.1 GiB (`/usr/bin/time -v`, measured apart: torch's "
+                    "CUDA build maps cuBLAS, NVRTC and nvJitLink even on the CPU):",
+                    memory,
+                ]
+            ),
+        )
     return 0 if passed else 1
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mlfer.errors import MlferError
-from mlfer.expressions import EXPRESSIONS
+from mlfer.core.errors import MlferError
+from mlfer.core.expressions import EXPRESSIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT.parent / "shared" / "data" / "raf-ml" / "label_distribution.npy"

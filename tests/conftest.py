@@ -15,4 +15,3 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} is absent (it lies beside the project checkout)")
     return SHARED_DATA
-

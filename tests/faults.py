@@ -7,7 +7,7 @@ outcome into a correct result, a clear :class:`MlferError`, a crash or a hang;
 Faults: :func:`run_cli` runs ``mlfer`` in a child forked from a server that imported mlfer,
 torch and mediapipe once (a fresh interpreter takes 5-10 s to import them here), kills it
 with SIGKILL at a chosen moment, and :func:`check_outputs` checks that every file left
-behind is either complete or a hidden temporary of :func:`mlfer.fileio.atomic_path`.
+behind is either complete or a hidden temporary of :func:`mlfer.core.fileio.atomic_path`.
 
 Every outcome is appended, as one JSON line, to the file named by ``$MLFER_RELIABILITY_LOG``
 when it is set; ``scripts/reliability.py`` turns the log into the table of docs/reliability.md.
@@ -40,7 +40,7 @@ from PIL import Image
 from safetensors import safe_open
 
 from mlfer.cli import COMMANDS, main
-from mlfer.errors import MlferError
+from mlfer.core.errors import MlferError
 
 T = TypeVar("T")
 
@@ -50,7 +50,12 @@ CASE_SECONDS = 10.0
 SOAK = os.environ.get("MLFER_SOAK") == "1"
 #: Outcome names, as they appear in the log and the table.
 RESULT, CLEAR_ERROR, CRASH, HANG, UNCLEAR_ERROR, HALF_WRITTEN = (
-    "correct result", "clear error", "crash", "hang", "error naming no file or setting", "half-written output",
+    "correct result",
+    "clear error",
+    "crash",
+    "hang",
+    "error naming no file or setting",
+    "half-written output",
 )
 
 
@@ -83,7 +88,7 @@ def _bounded(call: Callable[[], T], seconds: float) -> tuple[str, Any]:
     def target() -> None:
         try:
             box["value"] = call()
-        except BaseException as error:  # noqa: BLE001 - every exception is an outcome to sort
+        except BaseException as error:
             box["error"] = error
 
     thread = threading.Thread(target=target, daemon=True)
@@ -106,7 +111,7 @@ def _isolated(call: Callable[[], T], seconds: float) -> tuple[str, Any]:
                 reply: tuple[Any, ...] = ("done", call())
             except MlferError as error:
                 reply = ("mlfer", str(error), error.path, error.line, error.field)
-            except BaseException as error:  # noqa: BLE001 - sent back to be sorted as a crash
+            except BaseException as error:
                 reply = ("raised", RuntimeError("".join(traceback.format_exception(error))))
             with os.fdopen(write_end, "wb") as stream:
                 pickle.dump(reply, stream)
@@ -173,8 +178,9 @@ def check_case(
         return value
     if not isinstance(value, MlferError):
         record(target, CRASH, f"{type(value).__name__}: {value}")
-        raise CaseFailure(f"{target}: {type(value).__name__} instead of MlferError:\n"
-                          + "".join(traceback.format_exception(value)))
+        raise CaseFailure(
+            f"{target}: {type(value).__name__} instead of MlferError:\n" + "".join(traceback.format_exception(value))
+        )
     if not _names_input(value, inputs):
         record(target, UNCLEAR_ERROR, str(value))
         raise CaseFailure(f"{target}: the error does not name the input file or option: {value}")
@@ -184,9 +190,34 @@ def check_case(
 
 #: Text that readers choke on: non-numbers, non-finite numbers, control and non-UTF-8 bytes.
 BAD_TOKENS = (
-    b"nan", b"NaN", b"inf", b"-inf", b"1e999", b"-1", b"-0", b"2", b"0.5", b"abc", b"", b" ", b"\t", b",", b",,",
-    b"\n", b"\r", b"\r\n", b"\x00", b"\xff\xfe", b"\xc3\x28", b"\xef\xbb\xbf", b"#", b"\"", b"'", b"1/0",
-    b"9" * 40, b"\xe2\x80\xae",
+    b"nan",
+    b"NaN",
+    b"inf",
+    b"-inf",
+    b"1e999",
+    b"-1",
+    b"-0",
+    b"2",
+    b"0.5",
+    b"abc",
+    b"",
+    b" ",
+    b"\t",
+    b",",
+    b",,",
+    b"\n",
+    b"\r",
+    b"\r\n",
+    b"\x00",
+    b"\xff\xfe",
+    b"\xc3\x28",
+    b"\xef\xbb\xbf",
+    b"#",
+    b'"',
+    b"'",
+    b"1/0",
+    b"9" * 40,
+    b"\xe2\x80\xae",
 )
 
 
@@ -198,7 +229,7 @@ def mutated(draw: st.DrawFn, valid: bytes) -> tuple[bytes, bool]:
     deleted or repeated, random bytes, an empty file.
     """
     kind = draw(st.sampled_from(("none", "truncate", "flip", "insert", "replace", "lines", "random", "empty")))
-    if kind == "none" or not valid and kind not in ("random", "insert"):
+    if kind == "none" or (not valid and kind not in ("random", "insert")):
         return valid, True
     if kind == "truncate":
         return valid[: draw(st.integers(0, len(valid) - 1))], False
@@ -219,7 +250,7 @@ def mutated(draw: st.DrawFn, valid: bytes) -> tuple[bytes, bool]:
     if kind == "lines":
         lines = valid.splitlines(keepends=True)
         at = draw(st.integers(0, len(lines) - 1))
-        lines[at:at + 1] = [] if draw(st.booleans()) else [lines[at]] * draw(st.integers(2, 3))
+        lines[at : at + 1] = [] if draw(st.booleans()) else [lines[at]] * draw(st.integers(2, 3))
         data = b"".join(lines)
         return data, data == valid
     if kind == "random":
@@ -261,8 +292,10 @@ class Run:
     def check_finished(self) -> None:
         """Fail, showing its output, unless the run finished with status 0."""
         if self.exit_code != 0:
-            raise CaseFailure(f"mlfer {' '.join(self.argv)} ended with {self.exit_code} after {self.seconds:.1f} s:\n"
-                              f"{self.stdout[-2000:]}\n{self.stderr[-4000:]}")
+            raise CaseFailure(
+                f"mlfer {' '.join(self.argv)} ended with {self.exit_code} after {self.seconds:.1f} s:\n"
+                f"{self.stdout[-2000:]}\n{self.stderr[-4000:]}"
+            )
 
     def error_line(self) -> str:
         """The one-line ``mlfer CMD: error: ...`` message of a failed run (empty if none)."""
@@ -271,7 +304,7 @@ class Run:
 
 
 #: Modules the fork server imports once (with every command module), so that each child starts at once.
-PRELOAD = ["mlfer.cli", *COMMANDS, "mlfer.train.runs", "mlfer.faces.detect", "mediapipe", "matplotlib.pyplot"]
+PRELOAD = ["mlfer.cli", *COMMANDS, "mlfer.train.run_folder", "mlfer.faces.detect", "mediapipe", "matplotlib.pyplot"]
 _CONTEXT: multiprocessing.context.ForkServerContext | None = None
 
 
@@ -299,7 +332,7 @@ def _child(argv: list[str], env: dict[str, str], out: str, err: str) -> None:
         code = main(argv)
     except SystemExit as stop:
         code = stop.code if isinstance(stop.code, int) else 1
-    except BaseException:  # noqa: BLE001 - a crash: print it as Python would and exit 1
+    except BaseException:
         traceback.print_exc()
         code = 1
     sys.stdout.flush()
@@ -358,7 +391,7 @@ def run_cli(
 
 def is_temporary(relative: Path) -> bool:
     """Whether a file (relative to the output folder) is a hidden temporary: ``.NAME.XXXX.part`` of
-    :func:`mlfer.fileio.atomic_path`, or anything in a hidden folder. No reader takes these for outputs."""
+    :func:`mlfer.core.fileio.atomic_path`, or anything in a hidden folder. No reader takes these for outputs."""
     hidden_name = relative.name.startswith(".") and relative.name.endswith(".part")
     return hidden_name or any(part.startswith(".") for part in relative.parts[:-1])
 
@@ -445,7 +478,7 @@ def check_outputs(folder: Path, verify: Callable[[Path], None] | None = None) ->
             CHECKERS.get(path.suffix.lower(), lambda _: None)(path)
             if verify is not None:
                 verify(path)
-        except Exception as error:  # noqa: BLE001 - any failure to parse means a broken file
+        except Exception as error:
             found.broken.append((path, f"{type(error).__name__}: {error}"))
             continue
         found.complete.append(path)
@@ -454,7 +487,10 @@ def check_outputs(folder: Path, verify: Callable[[Path], None] | None = None) ->
 
 #: Outcomes of one injected kill and of the rerun after it.
 KILLED_WHOLE, FINISHED_FIRST, RERUN_DONE, RERUN_FAILED = (
-    "killed, outputs whole", "finished before the kill", "rerun completed", "rerun failed",
+    "killed, outputs whole",
+    "finished before the kill",
+    "rerun completed",
+    "rerun failed",
 )
 
 

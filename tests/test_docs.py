@@ -21,7 +21,7 @@ written, and relative outputs (``--out runs/x``) land in that folder. Then:
 - an absolute ``--out``, ``--annotate`` or ``--cache`` moves into the folder.
 
 Not run (only parsed): commands started through torchrun, ``mlfer demo`` (minutes;
-tests/test_demo.py runs a small one), ``mlfer export`` (about 20 s; tests/test_export.py),
+tests/experiments/test_demo.py runs a small one), ``mlfer export`` (about 20 s; tests/inference/test_export.py),
 commands whose dataset or input lies outside ``../shared`` (the licensed datasets),
 ``--device cuda``, and training commands that do not set ``train.epochs`` to 2 or fewer.
 """
@@ -39,8 +39,8 @@ from pathlib import Path
 import pytest
 
 from mlfer.cli import build_parser
-from mlfer.expressions import EXPRESSIONS
-from mlfer.predict import COLUMNS
+from mlfer.core.expressions import EXPRESSIONS
+from mlfer.inference.recognizer import COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -48,14 +48,19 @@ SAMPLE_PHOTO = "../shared/data/faces/single_face.jpg"
 QUICK_MODEL = "quick-model"
 #: Commands that are never run here, and why.
 NOT_RUN = {
-    "demo": "takes minutes (tests/test_demo.py runs a small demo)",
-    "export": "takes about 20 s (tests/test_export.py exports small models)",
+    "demo": "takes minutes (tests/experiments/test_demo.py runs a small demo)",
+    "export": "takes about 20 s (tests/inference/test_export.py exports small models)",
 }
 TRAINING = {"train", "ablate", "pretrain-backbone"}
 #: Metric order of the paper's tables and of docs/reproduce.md.
 PAPER_METRICS = ["HL↓", "Cov↓", "OE↓", "RL↓", "AP↑", "Micro-F1↑", "Macro-F1↑", "Micro-AUC↑", "Macro-AUC↑"]
-ABLATION_ROWS = {"Baseline": "baseline", "SVML-GCN": "svml-gcn", "SML-RGCN": "sml-rgcn", "VML-RGCN": "vml-rgcn",
-                 "SVML-RGCN": "svml-rgcn"}
+ABLATION_ROWS = {
+    "Baseline": "baseline",
+    "SVML-GCN": "svml-gcn",
+    "SML-RGCN": "sml-rgcn",
+    "VML-RGCN": "vml-rgcn",
+    "SVML-RGCN": "svml-rgcn",
+}
 
 
 def load_script() -> types.ModuleType:
@@ -126,9 +131,9 @@ def command_of(text: str) -> tuple[tuple[str, ...], str | None] | None:
     """The arguments after ``mlfer`` and the launcher, or None when the line is no mlfer command."""
     text = text.strip().removeprefix("$ ")
     if text.startswith("mlfer "):
-        rest, launcher = text[len("mlfer "):], None
+        rest, launcher = text[len("mlfer ") :], None
     elif match := re.search(r"(?:^|\s)-m mlfer\s", text):
-        rest, launcher = text[match.end():], "torchrun" if text.startswith("torchrun") else "python -m"
+        rest, launcher = text[match.end() :], "torchrun" if text.startswith("torchrun") else "python -m"
     else:
         return None
     argv = tuple(shlex.split(rest, comments=True))
@@ -291,8 +296,9 @@ def test_commands_are_found():
     assert {"align", "pretrain-backbone", "ablate", "explain", "evaluate", "graph"} <= reproduce
     assert {"train", "predict", "explain", "graph"} <= {command.name for command in RUNNABLE}
     sweeps = [command for command in COMMANDS if command.name == "ablate" and "--sweep" in command.argv]
-    assert {"t1", "t2", "layers"} <= {command.argv[i + 1] for command in sweeps
-                                      for i, token in enumerate(command.argv) if token == "--sweep"}
+    assert {"t1", "t2", "layers"} <= {
+        command.argv[i + 1] for command in sweeps for i, token in enumerate(command.argv) if token == "--sweep"
+    }
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda command: f"{command.doc}:{command.line}")
@@ -381,7 +387,7 @@ def test_readme_and_ci_run_the_same_commands():
     assert f"```bash\n{setup}\nmlfer demo\n```" in readme
     assert "```bash\npython -m pytest -q\n```" in readme
     assert "python -m pytest -q" in ci
-    assert any('install' in line and '-e ".[test]"' in line for line in ci)
+    assert any("install" in line and '-e ".[test]"' in line for line in ci)
 
 
 def test_every_guide_is_linked_from_the_readme():

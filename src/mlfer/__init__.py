@@ -8,17 +8,16 @@ a DataFrame of per-face probabilities. Both import torch, so they are loaded on 
 import importlib
 from typing import Any
 
-from mlfer.errors import MlferError
-from mlfer.expressions import EXPRESSIONS
-
-__version__ = "0.1.0"
+from mlfer.core.errors import MlferError
+from mlfer.core.expressions import EXPRESSIONS
+from mlfer.core.version import __version__
 
 __all__ = ["EXPRESSIONS", "MlferError", "Recognizer", "__version__", "load"]
 
 #: Public names defined in submodules that import torch: name -> (module, attribute).
 _LAZY: dict[str, tuple[str, str]] = {
-    "load": ("mlfer.checkpoint", "load_model"),
-    "Recognizer": ("mlfer.predict", "Recognizer"),
+    "load": ("mlfer.models.checkpoint", "load_model"),
+    "Recognizer": ("mlfer.inference.recognizer", "Recognizer"),
 }
 
 

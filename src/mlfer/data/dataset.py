@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mlfer.errors import MlferError
-from mlfer.expressions import NUM_EXPRESSIONS
+from mlfer.core.errors import MlferError
+from mlfer.core.expressions import NUM_EXPRESSIONS
 
 
 @dataclass
@@ -67,6 +67,7 @@ class LabelledData:
 
     def subset(self, index: np.ndarray) -> LabelledData:
         """The rows at ``index`` (a view of the same files; splits and folds carried along)."""
+
         def take(value: np.ndarray | None) -> np.ndarray | None:
             return None if value is None else value[index]
 

@@ -14,10 +14,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlfer.expressions import EXPRESSIONS
+from mlfer.core.expressions import EXPRESSIONS
 
 ACTION_UNITS: tuple[str, ...] = (
-    "AU1", "AU2", "AU4", "AU5", "AU6", "AU7", "AU9", "AU12", "AU15", "AU16", "AU20", "AU23", "AU26",
+    "AU1",
+    "AU2",
+    "AU4",
+    "AU5",
+    "AU6",
+    "AU7",
+    "AU9",
+    "AU12",
+    "AU15",
+    "AU16",
+    "AU20",
+    "AU23",
+    "AU26",
 )
 
 #: EMFACS prototypes of the basic expressions (Friesen & Ekman, 1983), as unit intensities;
@@ -33,44 +45,44 @@ PROTOTYPES: dict[str, dict[str, float]] = {
 
 #: Face parameters: (neutral value, identity jitter half-range, lower bound), in face units.
 PARAMETERS: dict[str, tuple[float, float, float]] = {
-    "eye_x": (0.40, 0.04, 0.30),         # |x| of the eye centres
-    "eye_y": (-0.10, 0.04, -0.20),       # y of the eye centres
-    "eye_w": (0.19, 0.02, 0.14),         # eye half-width
-    "upper_lid": (0.085, 0.012, 0.03),   # upper lid height above the eye centre
+    "eye_x": (0.40, 0.04, 0.30),  # |x| of the eye centres
+    "eye_y": (-0.10, 0.04, -0.20),  # y of the eye centres
+    "eye_w": (0.19, 0.02, 0.14),  # eye half-width
+    "upper_lid": (0.085, 0.012, 0.03),  # upper lid height above the eye centre
     "lower_lid": (0.055, 0.008, 0.015),  # lower lid depth below the eye centre
-    "brow_gap": (0.24, 0.02, 0.15),      # brow base height above the eyes
-    "brow_inner": (0.0, 0.0, -1.0),      # vertical shift of the brows' inner ends
-    "brow_mid": (0.0, 0.0, -1.0),        # vertical shift of the brows' middles
-    "brow_outer": (0.0, 0.0, -1.0),      # vertical shift of the brows' outer ends
+    "brow_gap": (0.24, 0.02, 0.15),  # brow base height above the eyes
+    "brow_inner": (0.0, 0.0, -1.0),  # vertical shift of the brows' inner ends
+    "brow_mid": (0.0, 0.0, -1.0),  # vertical shift of the brows' middles
+    "brow_outer": (0.0, 0.0, -1.0),  # vertical shift of the brows' outer ends
     "brow_inner_x": (0.15, 0.02, 0.06),  # |x| of the brows' inner ends
-    "nose_y": (0.24, 0.03, 0.15),        # y of the nose's base
-    "nostril_y": (0.0, 0.0, -1.0),       # vertical shift of the nostrils
-    "nostril_w": (0.0, 0.01, -0.02),     # extra nostril flare
-    "mouth_y": (0.52, 0.03, 0.42),       # y where the lips meet, at the centre
-    "mouth_w": (0.30, 0.03, 0.16),       # mouth half-width
-    "corner_y": (0.0, 0.01, -1.0),       # vertical shift of the lip corners (negative = up)
-    "upper_lip": (0.05, 0.012, 0.012),   # upper lip thickness
+    "nose_y": (0.24, 0.03, 0.15),  # y of the nose's base
+    "nostril_y": (0.0, 0.0, -1.0),  # vertical shift of the nostrils
+    "nostril_w": (0.0, 0.01, -0.02),  # extra nostril flare
+    "mouth_y": (0.52, 0.03, 0.42),  # y where the lips meet, at the centre
+    "mouth_w": (0.30, 0.03, 0.16),  # mouth half-width
+    "corner_y": (0.0, 0.01, -1.0),  # vertical shift of the lip corners (negative = up)
+    "upper_lip": (0.05, 0.012, 0.012),  # upper lip thickness
     "lower_lip": (0.065, 0.012, 0.015),  # lower lip thickness
-    "mouth_open": (0.0, 0.0, 0.0),       # gap between the lips (jaw drop)
-    "lip_depress": (0.0, 0.0, 0.0),      # lower lip pulled down at the centre
-    "chin": (0.0, 0.0, 0.0),             # jaw lowered: extra length of the lower face
+    "mouth_open": (0.0, 0.0, 0.0),  # gap between the lips (jaw drop)
+    "lip_depress": (0.0, 0.0, 0.0),  # lower lip pulled down at the centre
+    "chin": (0.0, 0.0, 0.0),  # jaw lowered: extra length of the lower face
 }
 
 #: Signed displacement d_u of each unit at full intensity (its FACS appearance change).
 DISPLACEMENTS: dict[str, dict[str, float]] = {
-    "AU1": {"brow_inner": -0.13, "brow_mid": -0.05},                   # inner brow raiser
-    "AU2": {"brow_outer": -0.13, "brow_mid": -0.07},                   # outer brow raiser
+    "AU1": {"brow_inner": -0.13, "brow_mid": -0.05},  # inner brow raiser
+    "AU2": {"brow_outer": -0.13, "brow_mid": -0.07},  # outer brow raiser
     "AU4": {"brow_inner": 0.10, "brow_mid": 0.08, "brow_outer": 0.05, "brow_inner_x": -0.06},  # lowerer
-    "AU5": {"upper_lid": 0.07},                                        # upper lid raiser
-    "AU6": {"lower_lid": -0.02, "upper_lid": -0.01},                   # cheek raiser
-    "AU7": {"lower_lid": -0.03, "upper_lid": -0.02},                   # lid tightener
-    "AU9": {"nostril_y": -0.04, "nostril_w": 0.03},                    # nose wrinkler
-    "AU12": {"corner_y": -0.12, "mouth_w": 0.05},                      # lip corner puller
-    "AU15": {"corner_y": 0.12},                                        # lip corner depressor
-    "AU16": {"lip_depress": 0.07},                                     # lower lip depressor
-    "AU20": {"mouth_w": 0.10, "corner_y": 0.02},                       # lip stretcher
+    "AU5": {"upper_lid": 0.07},  # upper lid raiser
+    "AU6": {"lower_lid": -0.02, "upper_lid": -0.01},  # cheek raiser
+    "AU7": {"lower_lid": -0.03, "upper_lid": -0.02},  # lid tightener
+    "AU9": {"nostril_y": -0.04, "nostril_w": 0.03},  # nose wrinkler
+    "AU12": {"corner_y": -0.12, "mouth_w": 0.05},  # lip corner puller
+    "AU15": {"corner_y": 0.12},  # lip corner depressor
+    "AU16": {"lip_depress": 0.07},  # lower lip depressor
+    "AU20": {"mouth_w": 0.10, "corner_y": 0.02},  # lip stretcher
     "AU23": {"upper_lip": -0.035, "lower_lip": -0.04, "mouth_w": -0.05},  # lip tightener
-    "AU26": {"mouth_open": 0.2, "chin": 0.10},                         # jaw drop
+    "AU26": {"mouth_open": 0.2, "chin": 0.10},  # jaw drop
 }
 
 PARAMETER_NAMES: tuple[str, ...] = tuple(PARAMETERS)
@@ -192,8 +204,9 @@ class Sketch:
         """Add a filled polygon (N, K, 2)."""
         self.shapes.append(Shape(points, np.broadcast_to(colour, (self.count, 3)), self._present(present)))
 
-    def line(self, points: np.ndarray, colour: np.ndarray, width: float | np.ndarray,
-             present: np.ndarray | None = None) -> None:
+    def line(
+        self, points: np.ndarray, colour: np.ndarray, width: float | np.ndarray, present: np.ndarray | None = None
+    ) -> None:
         """Add a polyline (N, K, 2), ``width`` face units wide."""
         width = np.broadcast_to(np.asarray(width, float).reshape(-1), (self.count,))
         self.shapes.append(Shape(points, np.broadcast_to(colour, (self.count, 3)), self._present(present), width))
@@ -235,7 +248,7 @@ def _ellipse(cx: np.ndarray | float, cy: np.ndarray | float, rx: float, ry: floa
 def _bezier(start: np.ndarray, control: np.ndarray, end: np.ndarray, count: int = 9) -> np.ndarray:
     """Quadratic Bezier through points (N, 2) -> (N, count, 2)."""
     t = np.linspace(0, 1, count)[None, :, None]
-    return (1 - t) ** 2 * start[:, None] + 2 * t * (1 - t) * control[:, None] + t ** 2 * end[:, None]
+    return (1 - t) ** 2 * start[:, None] + 2 * t * (1 - t) * control[:, None] + t**2 * end[:, None]
 
 
 def mix(first: np.ndarray, second: np.ndarray, weight: np.ndarray | float) -> np.ndarray:
@@ -247,7 +260,7 @@ def head_outline(look: Look, chin: np.ndarray) -> np.ndarray:
     """(N, 48, 2) egg-shaped head outline: narrower below y = 0, its chin lowered by ``chin``."""
     lower = np.maximum(np.sin(_OUTLINE), 0)
     x = np.cos(_OUTLINE) * (1 - look.taper[:, None] * lower)
-    y = np.sin(_OUTLINE) * look.height[:, None] + chin * lower ** 4
+    y = np.sin(_OUTLINE) * look.height[:, None] + chin * lower**4
     return _xy(x, y)
 
 
@@ -295,7 +308,7 @@ def _brows(sketch: Sketch, look: Look, g: dict[str, np.ndarray], a: dict[str, np
 def _eyes(sketch: Sketch, look: Look, g: dict[str, np.ndarray], a: dict[str, np.ndarray]) -> None:
     crease = look.skin * 0.6
     t = _EYE_T
-    bulge = (1 - t ** 2) ** 0.6
+    bulge = (1 - t**2) ** 0.6
     cy, w, up, down = g["eye_y"], g["eye_w"], g["upper_lid"], g["lower_lid"]
     for side in (-1, 1):
         cx = side * g["eye_x"]
@@ -305,7 +318,7 @@ def _eyes(sketch: Sketch, look: Look, g: dict[str, np.ndarray], a: dict[str, np.
         for radius, colour in ((0.075, look.iris), (0.035, _PUPIL)):
             disc = _ellipse(cx + 0.3 * look.gaze[:, None] * w, cy + 0.01, radius, radius, 20)
             along = np.clip((disc[..., 0] - cx) / w, -1, 1)
-            lid = (1 - along ** 2) ** 0.6
+            lid = (1 - along**2) ** 0.6
             sketch.polygon(_xy(cx + along * w, np.clip(disc[..., 1], cy - up * lid, cy + down * lid)), colour)
         sketch.line(upper, look.hair * 0.5, 0.03)
         sketch.line(lower, crease, 0.015)
@@ -314,7 +327,7 @@ def _eyes(sketch: Sketch, look: Look, g: dict[str, np.ndarray], a: dict[str, np.
         sketch.line(tension, mix(look.skin, crease, a["AU7"]), 0.02, a["AU7"])
         sketch.mark("AU7", upper, lower, tension)
         u = np.linspace(-1, 1, 9)
-        cheek = _xy(cx + 1.1 * u * w, cy + down + 0.1 - 0.04 * (1 - u ** 2))
+        cheek = _xy(cx + 1.1 * u * w, cy + down + 0.1 - 0.04 * (1 - u**2))
         sketch.line(cheek, mix(look.skin, crease, a["AU6"]), 0.025, a["AU6"])
         sketch.mark("AU6", upper, lower, cheek)
         for dy in (-0.04, 0.0, 0.04):
@@ -333,8 +346,11 @@ def _nose(sketch: Sketch, look: Look, g: dict[str, np.ndarray], a: dict[str, np.
         nostril = _ellipse(side * (0.06 + flare / 2), base + 0.01, 0.028, 0.016, 12)
         sketch.polygon(nostril, look.skin * 0.45)
         sketch.mark("AU9", nostril)
-        wing = _bezier(_xy(side * 0.06, base - 0.07)[:, 0], _xy(side * (0.15 + flare), base - 0.02)[:, 0],
-                       _xy(side * 0.07, base + 0.03)[:, 0])
+        wing = _bezier(
+            _xy(side * 0.06, base - 0.07)[:, 0],
+            _xy(side * (0.15 + flare), base - 0.02)[:, 0],
+            _xy(side * 0.07, base + 0.03)[:, 0],
+        )
         sketch.line(wing, crease, 0.02)
         sketch.mark("AU9", wing)
     for k in range(3):
@@ -346,13 +362,13 @@ def _nose(sketch: Sketch, look: Look, g: dict[str, np.ndarray], a: dict[str, np.
 def _mouth(sketch: Sketch, look: Look, g: dict[str, np.ndarray], a: dict[str, np.ndarray]) -> None:
     crease = look.skin * 0.6
     t = _MOUTH_T
-    closed = 1 - t ** 2
+    closed = 1 - t**2
     x = t * g["mouth_w"]
-    middle = g["mouth_y"] + g["corner_y"] * t ** 2
-    gap = g["mouth_open"] * closed ** 0.8
+    middle = g["mouth_y"] + g["corner_y"] * t**2
+    gap = g["mouth_open"] * closed**0.8
     inner_top = middle - 0.3 * gap
     inner_bottom = middle + 0.7 * gap + g["lip_depress"] * closed
-    outer_top = inner_top - g["upper_lip"] * np.sqrt(closed) * (1 - 0.3 * np.exp(-(t / 0.15) ** 2))
+    outer_top = inner_top - g["upper_lip"] * np.sqrt(closed) * (1 - 0.3 * np.exp(-((t / 0.15) ** 2)))
     outer_bottom = inner_bottom + g["lower_lip"] * np.sqrt(closed)
     lips = np.concatenate([_xy(x, outer_top), _xy(x, outer_bottom)[:, ::-1]], axis=1)
     sketch.polygon(lips, look.lips)
@@ -362,8 +378,11 @@ def _mouth(sketch: Sketch, look: Look, g: dict[str, np.ndarray], a: dict[str, np
     upper_teeth = np.minimum(inner_top + 0.05 * np.sqrt(closed), inner_bottom)
     sketch.polygon(np.concatenate([_xy(x, inner_top), _xy(x, upper_teeth)[:, ::-1]], axis=1), _TEETH, opened)
     lower_teeth = np.maximum(inner_bottom - 0.035 * np.sqrt(closed), inner_top)
-    sketch.polygon(np.concatenate([_xy(x, lower_teeth), _xy(x, inner_bottom)[:, ::-1]], axis=1),
-                   _TEETH * 0.96, opened & (a["AU16"] > 0))
+    sketch.polygon(
+        np.concatenate([_xy(x, lower_teeth), _xy(x, inner_bottom)[:, ::-1]], axis=1),
+        _TEETH * 0.96,
+        opened & (a["AU16"] > 0),
+    )
     sketch.line(_xy(x, inner_top), look.lips * 0.55, 0.018 + 0.02 * a["AU23"])
     for side in (-1, 1):
         cx, cy = side * g["mouth_w"], g["mouth_y"] + g["corner_y"]

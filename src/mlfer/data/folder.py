@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from mlfer.core.errors import MlferError
+from mlfer.core.expressions import EXPRESSIONS, expression_index
 from mlfer.data.dataset import LabelledData
 from mlfer.data.images import IMAGE_SUFFIXES
-from mlfer.errors import MlferError
-from mlfer.expressions import EXPRESSIONS, expression_index
 
 
 def read_folder(root: Path) -> LabelledData:
@@ -32,8 +32,10 @@ def read_folder(root: Path) -> LabelledData:
                 path=folder,
             ) from None
         images = sorted(
-            path for path in folder.rglob("*")
-            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+            path
+            for path in folder.rglob("*")
+            if path.suffix.lower() in IMAGE_SUFFIXES
+            and path.is_file()
             and not any(part.startswith(".") for part in path.relative_to(folder).parts)
         )
         paths += images

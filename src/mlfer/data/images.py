@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from mlfer.errors import MlferError
+from mlfer.core.errors import MlferError
 
 #: Images above this many pixels are refused as possible decompression bombs.
 MAX_PIXELS = 80_000_000

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mlfer.core.errors import MlferError
+from mlfer.core.expressions import EXPRESSIONS, expression_index
 from mlfer.data.dataset import LabelledData
 from mlfer.data.images import IMAGE_SUFFIXES
 from mlfer.data.tables import text_rows
-from mlfer.errors import MlferError
-from mlfer.expressions import EXPRESSIONS, expression_index
 
 RATING_COLUMNS = ("HAP", "SAD", "SUR", "ANG", "DIS", "FEA")
 PIC_COLUMN = "PIC"
@@ -43,7 +43,8 @@ def _is_header(fields: list[str]) -> bool:
 def find_ratings_file(root: Path) -> Path:
     """The one ``.txt`` file in ``root`` with a ratings header (``... PIC``)."""
     found = [
-        path for path in sorted(root.glob("*.txt"))
+        path
+        for path in sorted(root.glob("*.txt"))
         if path.is_file() and any(_is_header(fields) for _, fields in text_rows(path))
     ]
     if len(found) != 1:
@@ -67,9 +68,7 @@ def read_ratings(path: Path) -> dict[str, tuple[int, np.ndarray]]:
         if fields[0].startswith("#"):
             continue
         if len(fields) != len(header):
-            raise MlferError(
-                f"expected {len(header)} fields like the header, got {len(fields)}", path=path, line=line
-            )
+            raise MlferError(f"expected {len(header)} fields like the header, got {len(fields)}", path=path, line=line)
         row = dict(zip(header, fields))
         values = np.empty(len(EXPRESSIONS))
         for column in RATING_COLUMNS:
@@ -118,7 +117,7 @@ def read_jaffe(root: Path, ratings: str | None = None, threshold: float = JAFFE_
     pictured = {pic_of(image.name) for image in images}
     unused = [(line, pic) for pic, (line, _) in rated.items() if pic not in pictured]
     if unused:
-        line, pic = unused[0]
+        line, _ = unused[0]
         names = ", ".join(pic for _, pic in unused[:5])
         raise MlferError(f"{len(unused)} ratings rows have no image in {root}: {names}", path=ratings_file, line=line)
     values = np.stack([rated[pic_of(image.name)][1] for image in images])

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
+from mlfer.core.errors import MlferError
+from mlfer.core.expressions import EXPRESSIONS, canonical_name
 from mlfer.data.dataset import LabelledData
 from mlfer.data.tables import check_features
-from mlfer.errors import MlferError
-from mlfer.expressions import EXPRESSIONS, canonical_name
 
 LABEL_KEYS = ("labels", "raw_data")
 
@@ -39,7 +39,7 @@ def _load_mat(path: Path) -> dict[str, np.ndarray]:
             return pool.submit(scipy.io.loadmat, str(path)).result()
     except BrokenProcessPool as error:
         raise MlferError("the .mat file is damaged: reading it crashed scipy's reader", path=path) from error
-    except Exception as error:  # noqa: BLE001 - any failure of the parser means an unreadable file
+    except Exception as error:
         raise MlferError(f"cannot read the .mat file ({type(error).__name__}: {error})", path=path) from error
 
 
@@ -84,9 +84,7 @@ def read_ldl(
         raise MlferError("expected a numeric matrix", path=path, field=key) from None
     features = check_features(contents["features"], path)
     if values.ndim != 2 or len(values) != len(features):
-        raise MlferError(
-            f"expected {len(features)} rows like features, got shape {values.shape}", path=path, field=key
-        )
+        raise MlferError(f"expected {len(features)} rows like features, got shape {values.shape}", path=path, field=key)
     if columns is None:
         raise MlferError(
             "a .mat file does not say which column is which expression;"

@@ -15,16 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
+from mlfer.core.errors import MlferError
+from mlfer.core.expressions import NUM_EXPRESSIONS, RAF_BASIC_NEUTRAL, compound_label, raf_basic_label
 from mlfer.data.dataset import LabelledData
 from mlfer.data.tables import SPLITS, text_rows
-from mlfer.errors import MlferError
-from mlfer.expressions import NUM_EXPRESSIONS, RAF_BASIC_NEUTRAL, compound_label, raf_basic_label
 
 RAF_DB_LIST = Path("EmoLabel") / "list_patition_label.txt"
 RAF_DB_IMAGES = Path("Image") / "aligned"
 RAF_ML_LABEL_FILES = ("distribution.txt", "EmoLabel/distribution.txt", "label_distribution.txt", "labels.txt")
 RAF_ML_PARTITION_FILES = (
-    "partition.txt", "partition_label.txt", "EmoLabel/partition_label.txt", "EmoLabel/partition.txt",
+    "partition.txt",
+    "partition_label.txt",
+    "EmoLabel/partition_label.txt",
+    "EmoLabel/partition.txt",
 )
 RAF_ML_IMAGE_FOLDERS = ("aligned", "Image/aligned", "images")
 #: Default RAF-ML binarisation: a label is on when its share of the distribution is >= 1/6.
@@ -151,9 +154,7 @@ def _split_from_names(names: list[str], path: Path) -> np.ndarray | None:
         return None
     if None in parts:
         name = names[parts.index(None)]
-        raise MlferError(
-            f"image {name!r} has no train_/test_ prefix while others do; give a partition file", path=path
-        )
+        raise MlferError(f"image {name!r} has no train_/test_ prefix while others do; give a partition file", path=path)
     return np.array(parts)
 
 
@@ -188,14 +189,10 @@ def read_raf_ml(
     """
     label_file = _find(root, labels, RAF_ML_LABEL_FILES, "label distribution")
     if label_file is None:
-        raise MlferError(
-            f"no RAF-ML distribution file ({', '.join(RAF_ML_LABEL_FILES)}); give labels=FILE", path=root
-        )
+        raise MlferError(f"no RAF-ML distribution file ({', '.join(RAF_ML_LABEL_FILES)}); give labels=FILE", path=root)
     names, distributions = _read_distributions(label_file)
     partition_file = _find(root, partition, RAF_ML_PARTITION_FILES, "partition")
-    split = (
-        _split_from_names(names, label_file) if partition_file is None else _read_partition(partition_file, names)
-    )
+    split = _split_from_names(names, label_file) if partition_file is None else _read_partition(partition_file, names)
     return LabelledData(
         spec=f"raf-ml:{root}",
         labels=(distributions >= binarize).astype(np.uint8),

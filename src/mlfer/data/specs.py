@@ -17,13 +17,13 @@ from urllib.parse import unquote
 
 import numpy as np
 
+from mlfer.core.errors import MlferError
 from mlfer.data.dataset import LabelledData
 from mlfer.data.folder import read_folder
 from mlfer.data.jaffe import read_jaffe
 from mlfer.data.ldl import read_ldl
 from mlfer.data.raf import read_raf_basic, read_raf_compound, read_raf_ml
 from mlfer.data.tables import read_csv, read_features
-from mlfer.errors import MlferError
 
 #: Rows of ``synthetic`` when the spec gives no count.
 SYNTHETIC_DEFAULT_SIZE = 2000
@@ -70,7 +70,9 @@ def _read_synthetic(target: str, seed: int = 0, single_label: bool = False, size
         raise MlferError(f"synthetic:N needs a positive row count, got {target!r}", field="synthetic")
     if size < 32:
         raise MlferError(f"synthetic faces need size >= 32 pixels, got {size}", field="size")
-    return synthetic_dataset(int(target) if target else SYNTHETIC_DEFAULT_SIZE, seed, size=size, single_label=single_label)
+    return synthetic_dataset(
+        int(target) if target else SYNTHETIC_DEFAULT_SIZE, seed, size=size, single_label=single_label
+    )
 
 
 @dataclass(frozen=True)
@@ -93,9 +95,7 @@ class DatasetKind:
 
 
 KINDS: dict[str, DatasetKind] = {
-    "raf-ml": DatasetKind(
-        read_raf_ml, "folder", {"labels": str, "partition": str, "images": str, "binarize": _number}
-    ),
+    "raf-ml": DatasetKind(read_raf_ml, "folder", {"labels": str, "partition": str, "images": str, "binarize": _number}),
     "raf-basic": DatasetKind(read_raf_basic, "folder"),
     "raf-compound": DatasetKind(read_raf_compound, "folder"),
     "jaffe": DatasetKind(read_jaffe, "folder", {"ratings": str, "threshold": _number}, default_folds=5),
@@ -134,9 +134,7 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
         if not equals:
             raise MlferError(f"option {item!r} in {spec!r} needs a value (name=value)", field=key)
         if key not in valid:
-            raise MlferError(
-                f"unknown option {key!r} for {kind_name}; valid options: {', '.join(valid)}", field=key
-            )
+            raise MlferError(f"unknown option {key!r} for {kind_name}; valid options: {', '.join(valid)}", field=key)
         if key in options:
             raise MlferError(f"option {key!r} is given twice in {spec!r}", field=key)
         options[key] = unquote(value)

@@ -15,13 +15,21 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from mlfer.core.errors import MlferError
+from mlfer.core.expressions import EXPRESSIONS, NUM_EXPRESSIONS
 from mlfer.data.dataset import LabelledData
 from mlfer.data.facs import (
-    ACTION_UNITS, PARAMETER_NAMES, PARAMETERS, PROTOTYPES, Look, Sketch, face_geometry, head_outline, sketch_faces,
+    ACTION_UNITS,
+    PARAMETER_NAMES,
+    PARAMETERS,
+    PROTOTYPES,
+    Look,
+    Sketch,
+    face_geometry,
+    head_outline,
+    sketch_faces,
     unit_intensities,
 )
-from mlfer.errors import MlferError
-from mlfer.expressions import EXPRESSIONS, NUM_EXPRESSIONS
 
 #: Distinct RAF-ML label sets (binarised at >= 1/6) and their image counts.
 LABEL_TABLE = Path(__file__).resolve().parents[1] / "resources" / "raf_ml_cooccurrence.csv"
@@ -83,7 +91,7 @@ def _fill_box(mask: np.ndarray, box: np.ndarray) -> None:
     """Set the pixels of ``mask`` that a pixel box (x0, y0, x1, y1) touches, clipped to the image."""
     x0, y0, x1, y1 = box
     left, top = max(int(np.floor(x0)), 0), max(int(np.floor(y0)), 0)
-    mask[top:min(int(np.ceil(y1)), mask.shape[0]), left:min(int(np.ceil(x1)), mask.shape[1])] = True
+    mask[top : min(int(np.ceil(y1)), mask.shape[0]), left : min(int(np.ceil(x1)), mask.shape[1])] = True
 
 
 def read_label_table(path: Path = LABEL_TABLE) -> tuple[np.ndarray, np.ndarray]:
@@ -195,8 +203,9 @@ def _to_pixels(points: np.ndarray, matrices: np.ndarray, centres: np.ndarray) ->
     return pixels.reshape(points.shape)
 
 
-def _draw(canvases: list[Image.Image], sketch: Sketch, matrices: np.ndarray, centres: np.ndarray,
-          scales: np.ndarray) -> None:
+def _draw(
+    canvases: list[Image.Image], sketch: Sketch, matrices: np.ndarray, centres: np.ndarray, scales: np.ndarray
+) -> None:
     """Draw every shape of ``sketch`` on the canvas of each face where it is present."""
     prepared = []
     for shape in sketch.shapes:
@@ -260,7 +269,7 @@ def render_faces(labels: np.ndarray, seed: int = 0, size: int = 128) -> Syntheti
         raise MlferError(f"faces must be at least 32 pixels wide, got {size}", field="size")
     labels = labels.astype(np.uint8)
     rng = seeded_rng(seed, FACE_STREAM)
-    chunks = [_render(rng, labels[start:start + CHUNK], size) for start in range(0, len(labels), CHUNK)]
+    chunks = [_render(rng, labels[start : start + CHUNK], size) for start in range(0, len(labels), CHUNK)]
     images, regions, outlines = (np.concatenate(parts) for parts in zip(*chunks))
     return SyntheticFaces(images=images, labels=labels, regions=regions, outlines=outlines)
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mlfer.core.errors import MlferError
+from mlfer.core.expressions import EXPRESSIONS, NUM_EXPRESSIONS, canonical_name
 from mlfer.data.dataset import LabelledData
-from mlfer.errors import MlferError
-from mlfer.expressions import EXPRESSIONS, NUM_EXPRESSIONS, canonical_name
 
 SPLITS = ("train", "test")
 #: CSV columns with a meaning of their own; any other column naming an expression is a label.
@@ -48,7 +48,8 @@ def check_features(features: np.ndarray, path: Path, field: str = "features") ->
     if bad.size:
         raise MlferError(
             f"row {bad[0]} (0-based) holds NaN or infinity, or a number too large for float32 ({bad.size} such rows)",
-            path=path, field=field,
+            path=path,
+            field=field,
         )
     return values
 
@@ -83,7 +84,14 @@ def _check_split(split: np.ndarray, path: Path) -> np.ndarray:
 #: What numpy and zipfile raise on a damaged .npy or .npz file (collected by fuzzing); MemoryError
 #: comes from a header declaring a huge shape, RuntimeError from a member flagged as encrypted.
 ARRAY_FILE_ERRORS = (
-    OSError, ValueError, EOFError, MemoryError, RuntimeError, SyntaxError, tokenize.TokenError, zipfile.BadZipFile,
+    OSError,
+    ValueError,
+    EOFError,
+    MemoryError,
+    RuntimeError,
+    SyntaxError,
+    tokenize.TokenError,
+    zipfile.BadZipFile,
     zlib.error,
 )
 
@@ -132,9 +140,7 @@ def read_features(path: Path) -> LabelledData:
             f"expected one integer per row, got {folds.dtype} of shape {folds.shape}", path=path, field="folds"
         )
     ids = [str(value) for value in arrays["ids"]] if "ids" in arrays else [str(row) for row in range(count)]
-    return LabelledData(
-        spec=f"features:{path}", labels=labels, ids=ids, features=features, split=split, folds=folds
-    )
+    return LabelledData(spec=f"features:{path}", labels=labels, ids=ids, features=features, split=split, folds=folds)
 
 
 def _label_columns(columns: list[str], path: Path) -> dict[str, str]:

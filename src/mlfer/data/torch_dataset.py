@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from mlfer.core.errors import MlferError
 from mlfer.data.dataset import LabelledData
 from mlfer.data.images import read_image
-from mlfer.errors import MlferError
 
 #: One row: (image tensor, float 0/1 labels in RAF order, row index in the LabelledData).
 Sample = tuple[torch.Tensor, torch.Tensor, int]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from mlfer.errors import MlferError
+from mlfer.core.errors import MlferError
 from mlfer.faces.detect import Face, check_rgb
 
 #: Output side of the paper's aligned faces.

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from mlfer.errors import MlferError
+from mlfer.core.errors import MlferError
 
 #: MediaPipe's ``model_selection`` values: 0 short range (within ~2 m), 1 full range (~5 m).
 MODELS: tuple[int, ...] = (0, 1)
@@ -85,7 +85,12 @@ def _to_face(detection: Any, width: int, height: int) -> Face:
 
     # MediaPipe's keypoint order: right eye, left eye, nose tip, mouth centre, right ear, left ear.
     return Face(
-        box=(relative.xmin * width - 0.5, relative.ymin * height - 0.5, relative.width * width, relative.height * height),
+        box=(
+            relative.xmin * width - 0.5,
+            relative.ymin * height - 0.5,
+            relative.width * width,
+            relative.height * height,
+        ),
         score=float(detection.score[0]),
         right_eye=pixel(0),
         left_eye=pixel(1),

@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from mlfer.fileio import atomic_path
+from mlfer.core.fileio import atomic_path
+from mlfer.runtime.distributed import barrier, is_local_main, sum_across
+from mlfer.runtime.hashing import tensor_sha256
 
 
 class CacheWarning(UserWarning):
@@ -33,13 +36,6 @@ def default_cache_dir() -> Path:
         return Path(os.environ["MLFER_CACHE"])
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "mlfer" / "features"
-
-
-def tensor_sha256(tensor: torch.Tensor) -> str:
-    """Hex SHA-256 of a tensor's bytes (with its dtype and shape)."""
-    digest = hashlib.sha256(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
-    digest.update(tensor.contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 class FeatureCache:
@@ -71,7 +67,9 @@ class FeatureCache:
                 metadata = handle.metadata() or {}
                 features = handle.get_tensor("features")
         except (SafetensorError, OSError, KeyError) as error:
-            warnings.warn(f"feature cache entry {path} is unreadable ({error}); rebuilding it", CacheWarning, stacklevel=2)
+            warnings.warn(
+                f"feature cache entry {path} is unreadable ({error}); rebuilding it", CacheWarning, stacklevel=2
+            )
             return None
         if metadata.get("sha256") != tensor_sha256(features):
             warnings.warn(f"feature cache entry {path} fails its checksum; rebuilding it", CacheWarning, stacklevel=2)
@@ -85,7 +83,9 @@ class FeatureCache:
         with atomic_path(self.path(description)) as temporary:
             save_file({"features": features}, str(temporary), metadata=metadata)
 
-    def get_or_compute(self, description: dict[str, Any], compute: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, bool]:
+    def get_or_compute(
+        self, description: dict[str, Any], compute: Callable[[], torch.Tensor]
+    ) -> tuple[torch.Tensor, bool]:
         """The cached tensor of ``description``, or ``compute()`` stored; and whether it was a hit."""
         cached = self.load(description)
         if cached is not None:
@@ -93,3 +93,23 @@ class FeatureCache:
         features = compute()
         self.save(description, features)
         return features.detach().cpu(), False
+
+
+def shared_cache_entry(
+    cache: FeatureCache, description: dict[str, Any], compute: Callable[[], torch.Tensor]
+) -> tuple[torch.Tensor, bool]:
+    """:meth:`FeatureCache.get_or_compute` for every process at once: the entry is used
+    only when every process reads it; otherwise all compute it together (``compute`` is a
+    collective, e.g. a sharded extraction), the first process of each node writes it (on a
+    shared file system the same bytes land twice, atomically) and the others wait for it.
+    Returns the features and whether they came from the cache."""
+    if not dist.is_initialized():
+        return cache.get_or_compute(description, compute)
+    cached = cache.load(description)
+    if sum_across(torch.tensor([float(cached is None)])).item() == 0:
+        return cached, True
+    features = compute().detach().cpu()
+    if is_local_main():
+        cache.save(description, features)
+    barrier()
+    return features, False

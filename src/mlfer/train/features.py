@@ -15,20 +15,19 @@ from torch.utils.data import DataLoader, Sampler
 from torchvision import transforms
 from tqdm import tqdm
 
-import mlfer
+from mlfer.core.config import ModelConfig, TrainConfig
+from mlfer.core.errors import MlferError
+from mlfer.core.version import __version__
 from mlfer.data.dataset import LabelledData, Partition
 from mlfer.data.torch_dataset import ImageDataset, collate_skipping_failures
 from mlfer.data.transforms import eval_transform, train_transform
-from mlfer.model import ModelConfig
-from mlfer.train.cache import FeatureCache
-from mlfer.train.config import TrainConfig
-from mlfer.train.distributed import (
+from mlfer.runtime.distributed import (
     GlobalBatchSampler,
     OrderedShardSampler,
     gather_rows,
-    shared_cache_entry,
     world_size,
 )
+from mlfer.train.cache import FeatureCache, shared_cache_entry
 from mlfer.train.gpu import Accelerated
 from mlfer.train.loop import LoaderBatches
 
@@ -59,8 +58,11 @@ def image_loader(
     ``sampler`` or ``batch_sampler`` choose the rows (under torchrun, this process's share);
     ``workers`` defaults to :func:`loader_workers`.
     """
-    batching = {"batch_sampler": batch_sampler} if batch_sampler is not None else {
-        "batch_size": batch_size, "shuffle": shuffle, "sampler": sampler}
+    batching = (
+        {"batch_sampler": batch_sampler}
+        if batch_sampler is not None
+        else {"batch_size": batch_size, "shuffle": shuffle, "sampler": sampler}
+    )
     return DataLoader(
         ImageDataset(data, transform),
         **batching,
@@ -82,13 +84,25 @@ def image_batches(
     augment = train_transform(size) if config.flip else eval_transform(size)
     train_data, test_data = data.subset(partition.train), data.subset(partition.test)
     if world_size() > 1:
-        train = image_loader(train_data, augment, config.batch_size, generator=generator, workers=config.workers,
-                             batch_sampler=GlobalBatchSampler(len(train_data), config.batch_size, generator))
+        train = image_loader(
+            train_data,
+            augment,
+            config.batch_size,
+            generator=generator,
+            workers=config.workers,
+            batch_sampler=GlobalBatchSampler(len(train_data), config.batch_size, generator),
+        )
     else:
-        train = image_loader(train_data, augment, config.batch_size, shuffle=True, generator=generator,
-                             workers=config.workers)
-    test = image_loader(test_data, eval_transform(size), EVAL_BATCH_SIZE, workers=config.workers,
-                        sampler=OrderedShardSampler(len(test_data), EVAL_BATCH_SIZE))
+        train = image_loader(
+            train_data, augment, config.batch_size, shuffle=True, generator=generator, workers=config.workers
+        )
+    test = image_loader(
+        test_data,
+        eval_transform(size),
+        EVAL_BATCH_SIZE,
+        workers=config.workers,
+        sampler=OrderedShardSampler(len(test_data), EVAL_BATCH_SIZE),
+    )
     return LoaderBatches(train), LoaderBatches(test)
 
 
@@ -140,7 +154,7 @@ def extract_features(
     all_values = gather_rows(torch.cat(values) if values else None)
     all_rows = gather_rows(torch.cat(rows) if rows else None)
     if all_values is None or all_rows is None:
-        raise mlfer.MlferError("no image of the dataset could be read", field=data.spec)
+        raise MlferError("no image of the dataset could be read", field=data.spec)
     outputs = torch.full((len(data), all_values.shape[1]), float("nan"))
     outputs[all_rows] = all_values
     return outputs
@@ -181,7 +195,7 @@ def backbone_features(
     if cache is None:
         return extract_features(backbone, data, transform, device, progress)
     description = {
-        "mlfer": mlfer.__version__,
+        "mlfer": __version__,
         "dataset": data.spec,
         "rows": FeatureCache.key({"ids": list(data.ids)}),
         "backbone": config.backbone,

@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mlfer.errors import MlferError
-from mlfer.train.config import TrainConfig
-from mlfer.train.distributed import check_global_batch, world_size, wrap_data_parallel
+from mlfer.core.config import TrainConfig
+from mlfer.core.errors import MlferError
+from mlfer.runtime.distributed import check_global_batch, world_size, wrap_data_parallel
 
 
 class Accelerated(nn.Module):

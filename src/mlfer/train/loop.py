@@ -17,10 +17,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from mlfer.errors import MlferError
-from mlfer.metrics import compute_metrics
-from mlfer.train.config import TrainConfig
-from mlfer.train.distributed import gather_rows, global_batch_loss, is_main, sum_across
+from mlfer.core.config import TrainConfig
+from mlfer.core.errors import MlferError
+from mlfer.evaluation.metrics import compute_metrics
+from mlfer.runtime.distributed import gather_rows, global_batch_loss, is_main, sum_across
 from mlfer.train.state import LAST_DIR, Resumable, load_state, save_state
 
 #: Feature rows per forward pass when evaluating cached features.
@@ -127,7 +127,9 @@ def bce_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, targets.float())
 
 
-def make_optimizer(groups: dict[str, list[nn.Parameter]], lrs: dict[str, float], config: TrainConfig) -> torch.optim.Adam:
+def make_optimizer(
+    groups: dict[str, list[nn.Parameter]], lrs: dict[str, float], config: TrainConfig
+) -> torch.optim.Adam:
     """Adam with one named parameter group per entry of ``groups`` (``head``, ``backbone``),
     weight decay from the config; the fused kernel where the parameters' device has one."""
     param_groups = [{"params": params, "lr": lrs[name], "name": name} for name, params in groups.items() if params]
@@ -231,21 +233,24 @@ def fit(
     if start:
         print(f"{name}: resuming after {where}")
     last_save = time.monotonic()
-    for epoch in tqdm(range(start + 1, config.epochs + 1), desc=name, initial=start, total=config.epochs,
-                      disable=not progress):
+    for epoch in tqdm(
+        range(start + 1, config.epochs + 1), desc=name, initial=start, total=config.epochs, disable=not progress
+    ):
         totals = sum_across(_train_epoch(module, train_batches, objects.optimizer, loss_fn, device, progress))
         rates = {f"lr_{group['name']}": group["lr"] for group in objects.optimizer.param_groups}
         objects.scheduler.step()
         evaluation = evaluate(module, test_batches, device, loss_fn)
         _check_finite(totals, evaluation.loss, epoch, where)
-        history.append({
-            "run": name,
-            "epoch": epoch,
-            "train_loss": float(totals[:-1].sum() / totals[-1]),
-            "test_loss": evaluation.loss,
-            **rates,
-            **metrics_fn(evaluation),
-        })
+        history.append(
+            {
+                "run": name,
+                "epoch": epoch,
+                "train_loss": float(totals[:-1].sum() / totals[-1]),
+                "test_loss": evaluation.loss,
+                **rates,
+                **metrics_fn(evaluation),
+            }
+        )
         save_due = time.monotonic() - last_save >= 60 * config.save_minutes
         if run_dir is not None and (save_due or epoch == config.epochs):
             if is_main():

@@ -19,18 +19,18 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
 
+from mlfer.core.config import RunConfig
+from mlfer.core.errors import MlferError
+from mlfer.core.expressions import NUM_EXPRESSIONS
+from mlfer.core.fileio import atomic_path
 from mlfer.data import LabelledData, load_dataset
-from mlfer.errors import MlferError
-from mlfer.expressions import NUM_EXPRESSIONS
-from mlfer.fileio import atomic_path
-from mlfer.model import build_backbone
-from mlfer.train.config import RunConfig
+from mlfer.models.model import build_backbone
+from mlfer.runtime.reproduce import resolve_device, seed_everything
 from mlfer.train.features import image_batches
+from mlfer.train.fitting import write_run_files
 from mlfer.train.loop import Evaluation, fit, make_optimizer, make_scheduler
-from mlfer.train.reproduce import resolve_device, seed_everything
-from mlfer.train.runner import write_run_files
-from mlfer.train.runs import prepare_out_dir
-from mlfer.train.setup import check_fits, single_label_rows
+from mlfer.train.run_folder import prepare_out_dir
+from mlfer.train.run_model import check_fits, single_label_rows
 from mlfer.train.state import Resumable
 
 BACKBONE_FILE = "backbone.safetensors"
@@ -78,8 +78,9 @@ def single_label_subset(data: LabelledData) -> LabelledData:
     """The rows of ``data`` with exactly one basic expression (a warning counts the others)."""
     rows = single_label_rows(data.labels)
     if len(rows) == 0:
-        raise MlferError("no row carries exactly one basic expression: pretraining needs single-label images",
-                         field=data.spec)
+        raise MlferError(
+            "no row carries exactly one basic expression: pretraining needs single-label images", field=data.spec
+        )
     if len(rows) < len(data):
         warnings.warn(f"left out {len(data) - len(rows)} rows of {data.spec} without exactly one label", stacklevel=2)
     return data.subset(rows)
@@ -126,8 +127,19 @@ def pretrain_backbone(
     )
     objects = Resumable(network, optimizer, make_scheduler(optimizer, config.train), generator)
     train_batches, test_batches = image_batches(data, partition, config.train, generator)
-    history = fit(network, train_batches, test_batches, config.train, objects, device, name="pretrain",
-                  run_dir=out_dir, progress=progress, loss_fn=cross_entropy, metrics_fn=accuracy)
+    history = fit(
+        network,
+        train_batches,
+        test_batches,
+        config.train,
+        objects,
+        device,
+        name="pretrain",
+        run_dir=out_dir,
+        progress=progress,
+        loss_fn=cross_entropy,
+        metrics_fn=accuracy,
+    )
     weights = out_dir / BACKBONE_FILE
     with atomic_path(weights) as temporary:
         state = {key: value.detach().contiguous().cpu() for key, value in trunk.state_dict().items()}

@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from torchvision import transforms
 
+from mlfer.core.config import TrainConfig
+from mlfer.core.errors import MlferError
 from mlfer.data.dataset import LabelledData, Partition
 from mlfer.data.images import to_rgb
 from mlfer.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from mlfer.errors import MlferError
-from mlfer.train.config import TrainConfig
-from mlfer.train.distributed import OrderedShardSampler, gather_rows, ordered_shard, rank_share, training_steps
+from mlfer.runtime.distributed import OrderedShardSampler, gather_rows, ordered_shard, rank_share, training_steps
 from mlfer.train.features import EVAL_BATCH_SIZE, image_loader
 
 
@@ -35,7 +35,7 @@ def decode_images(
     """The readable images of ``data`` as (N', 3, size, size) uint8 on ``device``, and their rows.
 
     With ``shared``, each process decodes its ordered shard
-    (:class:`~mlfer.train.distributed.OrderedShardSampler`) and every process gets all of
+    (:class:`~mlfer.runtime.distributed.OrderedShardSampler`) and every process gets all of
     them; without, this process decodes every row of ``data`` (its own shard of a test set).
     Unreadable images are left out with a warning (see
     :class:`~mlfer.data.torch_dataset.ImageDataset`).

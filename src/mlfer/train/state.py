@@ -7,7 +7,6 @@ it is the commit point: a process killed mid-write leaves the previous epoch's s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from dataclasses import dataclass
@@ -20,8 +19,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from mlfer.errors import MlferError
-from mlfer.fileio import atomic_path, write_text_atomic
+from mlfer.core.errors import MlferError
+from mlfer.core.fileio import atomic_path, write_text_atomic
+from mlfer.runtime.hashing import file_sha256
 
 LAST_DIR = "last"
 STATE_FILE = "state.json"
@@ -43,15 +43,6 @@ class Resumable:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     generator: torch.Generator
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_state(run_dir: Path, epoch: int, history: list[dict[str, Any]], objects: Resumable) -> None:
@@ -113,8 +104,10 @@ def load_state(run_dir: Path, objects: Resumable) -> tuple[int, list[dict[str, A
     record = _read_record(path)
     tensor_path = directory / record["tensors"]
     if not tensor_path.is_file() or file_sha256(tensor_path) != record["sha256"]:
-        raise MlferError(f"the saved state does not match its checksum in {STATE_FILE}; delete {directory} "
-                         "to restart this run", path=tensor_path)
+        raise MlferError(
+            f"the saved state does not match its checksum in {STATE_FILE}; delete {directory} to restart this run",
+            path=tensor_path,
+        )
     try:
         tensors = load_file(str(tensor_path))
     except (SafetensorError, OSError) as error:
@@ -127,7 +120,9 @@ def load_state(run_dir: Path, objects: Resumable) -> tuple[int, list[dict[str, A
     objects.scheduler.load_state_dict(record["scheduler"])
     torch.set_rng_state(tensors["rng.torch"])
     objects.generator.set_state(tensors["rng.generator"])
-    cuda_states = [tensors[f"rng.cuda.{index}"] for index in range(torch.cuda.device_count()) if f"rng.cuda.{index}" in tensors]
+    cuda_states = [
+        tensors[f"rng.cuda.{index}"] for index in range(torch.cuda.device_count()) if f"rng.cuda.{index}" in tensors
+    ]
     if cuda_states and len(cuda_states) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda_states)
     kind, keys, position, has_gauss, cached = record["rng_numpy"]

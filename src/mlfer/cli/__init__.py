@@ -1,0 +1,49 @@
+"""The ``mlfer`` command: one sub-command per module in :mod:`mlfer.cli`.
+
+Each command module defines ``register(subparsers)``, which adds its parser and sets
+``handler`` (a function of the parsed arguments returning an exit status) as a default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from mlfer.core.errors import MlferError
+
+#: Command modules, in the order ``mlfer --help`` lists them.
+COMMANDS: tuple[str, ...] = (
+    "mlfer.cli.demo",
+    "mlfer.cli.train",
+    "mlfer.cli.evaluate",
+    "mlfer.cli.ablate",
+    "mlfer.cli.pretrain_backbone",
+    "mlfer.cli.predict",
+    "mlfer.cli.explain",
+    "mlfer.cli.export",
+    "mlfer.cli.align",
+    "mlfer.cli.graph",
+    "mlfer.cli.summary",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (also used to generate docs/cli.md)."""
+    parser = argparse.ArgumentParser(
+        prog="mlfer", description="Multi-label facial expression recognition with SVML-RGCN."
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in COMMANDS:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; bad input ends with a one-line message and exit status 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except MlferError as error:
+        print(f"mlfer {args.command}: error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,88 @@
+"""``mlfer explain``: Grad-CAM heat maps of the six expressions on a face, laid out like the paper's Fig. 7."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from mlfer.core.errors import MlferError
+from mlfer.data.images import read_image
+from mlfer.faces import Face, FaceDetector, align_face
+from mlfer.inference.explain import CAM_LAYERS, draw_explanations, explain_face
+from mlfer.inference.recognizer import load_for_inference
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``explain`` parser."""
+    parser = subparsers.add_parser(
+        "explain",
+        help="Grad-CAM heat maps of the six expressions on a face (like the paper's Fig. 7)",
+        description=(
+            "Detect and align a face, then draw the aligned face and one Grad-CAM heat map per "
+            "expression (gradients of its logit at a convolutional block of the backbone, by "
+            "default the last), "
+            "with the probability under each. Give --checkpoint twice (for example the "
+            "baseline and SVML-RGCN) for two rows labelled with the head names."
+        ),
+    )
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        action="append",
+        type=Path,
+        metavar="DIR",
+        help="model folder with a ResNet backbone; repeat for one row per model",
+    )
+    parser.add_argument("image", type=Path, metavar="IMAGE", help="the photo")
+    parser.add_argument("--out", required=True, type=Path, metavar="FILE.png", help="the figure (.png, .pdf, .svg)")
+    parser.add_argument(
+        "--face",
+        type=int,
+        metavar="N",
+        help="which face, numbered left to right from 0 as in mlfer predict (default: the largest)",
+    )
+    parser.add_argument(
+        "--thresholds",
+        choices=("default", "tuned"),
+        default="default",
+        help="probabilities at or above the threshold are printed in bold",
+    )
+    parser.add_argument(
+        "--layer",
+        choices=CAM_LAYERS,
+        default="layer4",
+        help="the ResNet block the maps are taken at: layer4 (default, stride 32) is the "
+        "most class-specific, layer3 (stride 16) twice as fine, for small inputs",
+    )
+    parser.add_argument("--min-score", type=float, default=0.5, metavar="S", help="face detection score (default 0.5)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Explain one face with every checkpoint and save the figure."""
+    image = np.asarray(read_image(args.image))
+    with FaceDetector(args.min_score) as detector:
+        face = choose_face(detector.detect(image), args.face, args.image)
+    explanations = []
+    for directory in args.checkpoint:
+        model, size, thresholds = load_for_inference(directory, args.thresholds)
+        label = model.config.head if len(args.checkpoint) == 1 else f"{model.config.head}\n({directory.name})"
+        explanations.append(explain_face(model, align_face(image, face, size), thresholds, label, args.layer))
+    draw_explanations(explanations, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def choose_face(faces: list[Face], number: int | None, path: Path) -> Face:
+    """The face numbered ``number`` (left to right), or the largest when ``None``."""
+    if not faces:
+        raise MlferError("no face found in the image", path=path)
+    if number is None:
+        return max(faces, key=lambda face: face.area)
+    if not 0 <= number < len(faces):
+        raise MlferError(
+            f"the image has {len(faces)} faces (0-{len(faces) - 1}), not face {number}", path=path, field="--face"
+        )
+    return faces[number]

@@ -1,0 +1,42 @@
+"""``mlfer export``: the whole classifier as an ONNX file (backbone plus the folded W_C, sigmoid output)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mlfer.core.errors import MlferError
+from mlfer.inference.export import OUTPUT_NAME, export_onnx, input_name
+from mlfer.inference.recognizer import load_for_inference
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``export`` parser."""
+    parser = subparsers.add_parser(
+        "export",
+        help="export a checkpoint to ONNX (the graph head folded into a fixed classifier)",
+        description=(
+            "Write the backbone and the head's classifier W_C (computed once; plus the bias for "
+            "the baseline) as one ONNX graph with a dynamic batch axis. Input 'images': float32 "
+            "N x 3 x S x S RGB, ImageNet-normalised (S = the checkpoint's image size); output "
+            "'probabilities': N x 6 sigmoid probabilities in RAF order."
+        ),
+    )
+    parser.add_argument("--checkpoint", required=True, type=Path, metavar="DIR", help="model folder")
+    parser.add_argument("--out", required=True, type=Path, metavar="FILE.onnx", help="the ONNX file to write")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the checkpoint and write the ONNX file."""
+    if args.out.suffix.lower() != ".onnx":
+        raise MlferError("the output file must end in .onnx", path=args.out, field="--out")
+    model, image_size, _ = load_for_inference(args.checkpoint)
+    export_onnx(model, args.out, image_size)
+    shape = (
+        f"N x {model.config.out_features}"
+        if input_name(model) == "features"
+        else f"N x 3 x {image_size} x {image_size}"
+    )
+    print(f"wrote {args.out}: input {input_name(model)!r} ({shape}), output {OUTPUT_NAME!r} (N x 6)")
+    return 0

@@ -1,1 +1,0 @@
-"""Sub-commands of the ``mlfer`` command line, one module each (see :mod:`mlfer.cli`)."""

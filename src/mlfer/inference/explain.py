@@ -1,0 +1,145 @@
+"""Grad-CAM heat maps per expression, and the paper's Fig. 7 layout (face, then one map per expression)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+
+from mlfer.core.errors import MlferError
+from mlfer.core.expressions import EXPRESSIONS
+from mlfer.core.fileio import atomic_path
+from mlfer.data.transforms import eval_batch
+from mlfer.models.model import MultiLabelModel, ResNetTrunk
+
+#: The ResNet blocks Grad-CAM can be taken at, from fine (stride 4) to coarse (stride 32).
+CAM_LAYERS: tuple[str, ...] = ("layer1", "layer2", "layer3", "layer4")
+
+
+def block_features(trunk: ResNetTrunk, images: torch.Tensor, layer: str) -> torch.Tensor:
+    """Activations of the residual block ``layer`` of a ResNet trunk, N x K x h x w."""
+    body = trunk.body
+    x = body.maxpool(body.relu(body.bn1(body.conv1(images))))
+    for name in CAM_LAYERS[: CAM_LAYERS.index(layer) + 1]:
+        x = getattr(body, name)(x)
+    return x
+
+
+def features_after(trunk: ResNetTrunk, activations: torch.Tensor, layer: str) -> torch.Tensor:
+    """The trunk's pooled feature f (N x D) from the activations of block ``layer``."""
+    body = trunk.body
+    x = activations
+    for name in CAM_LAYERS[CAM_LAYERS.index(layer) + 1 :]:
+        x = getattr(body, name)(x)
+    return torch.flatten(body.avgpool(x), 1)
+
+
+def grad_cam(model: MultiLabelModel, images: torch.Tensor, layer: str = "layer4") -> tuple[np.ndarray, np.ndarray]:
+    r"""Grad-CAM (Selvaraju et al., 2017) of every expression on a batch of images.
+
+    With :math:`A^k` the k-th channel of the convolutional block ``layer`` (by default the
+    last) and :math:`y^c` the logit of expression :math:`c`,
+
+    .. math::
+        \alpha_k^c = \frac{1}{Z} \sum_{u, v} \frac{\partial y^c}{\partial A^k_{uv}}, \qquad
+        L^c = \mathrm{ReLU}\Big(\sum_k \alpha_k^c A^k\Big),
+
+    upsampled bilinearly to the input size and divided by its maximum (an all-zero map
+    stays zero). Samples are independent (the model is in eval mode), so the gradient of
+    the summed logits gives each sample's own gradient.
+
+    Args:
+        model: a model with a ResNet backbone.
+        images: N x 3 x H x W normalised input (as :func:`~mlfer.data.transforms.eval_batch` makes it).
+        layer: the block of :data:`CAM_LAYERS` whose activations are weighted; an earlier
+            block gives a finer map (``layer3``: stride 16 against ``layer4``'s 32).
+
+    Returns:
+        ``(maps, probabilities)``: maps N x 6 x H x W in [0, 1] and probabilities N x 6,
+        both in RAF order.
+    """
+    if not isinstance(model.backbone, ResNetTrunk):
+        raise MlferError(
+            f"Grad-CAM needs a convolutional backbone (resnet18 or resnet50), not {model.config.backbone}",
+            field="model.backbone",
+        )
+    if layer not in CAM_LAYERS:
+        raise MlferError(f"Grad-CAM layer must be one of {', '.join(CAM_LAYERS)}, not {layer!r}", field="layer")
+    model.eval()
+    with torch.no_grad():
+        activations = block_features(model.backbone, images, layer)
+    activations.requires_grad_(True)
+    with torch.enable_grad():
+        logits = model.head(features_after(model.backbone, activations, layer))
+        maps = []
+        for index in range(len(EXPRESSIONS)):
+            (gradients,) = torch.autograd.grad(logits[:, index].sum(), activations, retain_graph=True)
+            weights = gradients.mean(dim=(2, 3), keepdim=True)
+            maps.append(F.relu((weights * activations).sum(dim=1)))
+    cams = F.interpolate(
+        torch.stack(maps, dim=1).detach(), size=images.shape[-2:], mode="bilinear", align_corners=False
+    )
+    peak = cams.amax(dim=(2, 3), keepdim=True)
+    cams = torch.where(peak > 0, cams / peak.clamp_min(1e-12), torch.zeros_like(cams))
+    return cams.cpu().numpy(), torch.sigmoid(logits.detach()).cpu().numpy()
+
+
+@dataclass
+class Explanation:
+    """Grad-CAM of one model on one aligned face.
+
+    Args:
+        label: the row's label in the figure (the model's head name).
+        face: the aligned RGB face, size x size x 3 uint8.
+        maps: 6 x size x size heat maps in [0, 1], RAF order.
+        probabilities: the six probabilities, RAF order.
+        thresholds: the six thresholds; probabilities at or above them are printed in bold.
+    """
+
+    label: str
+    face: np.ndarray
+    maps: np.ndarray
+    probabilities: np.ndarray
+    thresholds: np.ndarray
+
+
+def explain_face(
+    model: MultiLabelModel, face: np.ndarray, thresholds: np.ndarray, label: str | None = None, layer: str = "layer4"
+) -> Explanation:
+    """Grad-CAM (at block ``layer``) of every expression on one aligned RGB face, already at
+    the model's input size."""
+    image = eval_batch([face], face.shape[0]).to(next(model.parameters()).device)
+    maps, probabilities = grad_cam(model, image, layer)
+    return Explanation(label or model.config.head, face, maps[0], probabilities[0], np.asarray(thresholds))
+
+
+def draw_explanations(explanations: list[Explanation], path: str | Path) -> None:
+    """Save a figure like the paper's Fig. 7: per row, the face then one heat map per expression.
+
+    Each heat map is overlaid on the face, titled with its expression and captioned with
+    its probability (bold when at or above the threshold); rows are labelled with the
+    head names.
+    """
+    columns = 1 + len(EXPRESSIONS)
+    figure = Figure(figsize=(1.6 * columns, 1.9 * len(explanations)))
+    axes = figure.subplots(len(explanations), columns, squeeze=False)
+    for row, explanation in zip(axes, explanations):
+        row[0].imshow(explanation.face)
+        row[0].set_ylabel(explanation.label, fontsize=10)
+        for axis, name, cam, p, t in zip(
+            row[1:], EXPRESSIONS, explanation.maps, explanation.probabilities, explanation.thresholds
+        ):
+            axis.imshow(explanation.face)
+            axis.imshow(cam, cmap="jet", alpha=0.5, vmin=0.0, vmax=1.0)
+            axis.set_title(name, fontsize=9)
+            axis.set_xlabel(f"{p:.2f}", fontsize=9, fontweight="bold" if p >= t else "normal")
+        for axis in row:
+            axis.set_xticks([])
+            axis.set_yticks([])
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format=Path(path).suffix.lstrip(".") or "png", dpi=120)

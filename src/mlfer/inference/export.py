@@ -1,0 +1,102 @@
+"""ONNX export of a whole classifier: backbone plus the head's classifier folded into a fixed matrix.
+
+The graph heads generate ``W_C`` from the label graph without looking at the image, so at
+inference time ``W_C`` is a constant: the exported graph holds the backbone, one matrix
+product with ``W_C`` (plus the bias of the baseline's linear layer) and a sigmoid. The
+R-GCN/GCN layers, MFB and the graph buffers are not in the ONNX file.
+
+Input ``images``: float32 ``N x 3 x S x S`` RGB (``S`` = the checkpoint's
+``train.image_size``), scaled to [0, 1] then normalised with the ImageNet mean
+(0.485, 0.456, 0.406) and standard deviation (0.229, 0.224, 0.225) per channel, as
+:func:`mlfer.data.transforms.eval_transform` does; for an identity backbone, ``features``
+float32 ``N x D``. Output ``probabilities``: float32 ``N x 6`` in RAF order. ``N`` is dynamic.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mlfer.core.expressions import EXPRESSIONS
+from mlfer.core.fileio import atomic_path
+from mlfer.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from mlfer.models.model import LinearHead, MultiLabelModel
+
+OUTPUT_NAME = "probabilities"
+
+
+class FoldedClassifier(nn.Module):
+    r"""The model with its classifier computed once: :math:`p = \sigma(W_C\, \varphi(x) + b)`.
+
+    :math:`W_C` (C x D) is the head's :meth:`classifier` evaluated in eval mode (eq. 1);
+    :math:`b` is the baseline's bias and absent for the graph heads.
+
+    Args:
+        model: the trained model.
+    """
+
+    def __init__(self, model: MultiLabelModel) -> None:
+        super().__init__()
+        model.eval()
+        self.backbone = model.backbone
+        with torch.no_grad():
+            self.register_buffer("weight", model.head.classifier().detach().clone())
+            bias = model.head.linear.bias.detach().clone() if isinstance(model.head, LinearHead) else None
+        self.register_buffer("bias", bias)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(F.linear(self.backbone(inputs), self.weight, self.bias))
+
+
+def input_name(model: MultiLabelModel) -> str:
+    """``images`` for ResNet backbones, ``features`` for the identity backbone."""
+    return "features" if model.config.backbone == "identity" else "images"
+
+
+def export_onnx(model: MultiLabelModel, path: str | Path, image_size: int) -> Path:
+    """Write the folded classifier as an ONNX file with a dynamic batch axis.
+
+    The file's metadata records the expressions (RAF order), input size and normalisation.
+
+    Args:
+        model: the trained model (moved to the CPU for the export).
+        path: the ``.onnx`` file to write (through a temporary file).
+        image_size: S, the side of the square input images.
+    """
+    folded = FoldedClassifier(model.cpu()).eval()
+    name = input_name(model)
+    if name == "features":
+        example = torch.zeros(2, model.config.out_features)
+    else:
+        example = torch.zeros(2, 3, image_size, image_size)
+    program = torch.onnx.export(
+        folded,
+        (example,),
+        input_names=[name],
+        output_names=[OUTPUT_NAME],
+        dynamic_shapes=({0: torch.export.Dim("batch")},),
+        dynamo=True,
+        verbose=False,
+    )
+    proto = program.model_proto
+    onnx.helper.set_model_props(
+        proto,
+        {
+            "expressions": json.dumps(list(EXPRESSIONS)),
+            "head": model.config.head,
+            "backbone": model.config.backbone,
+            "input": name,
+            "image_size": str(image_size),
+            "mean": json.dumps(IMAGENET_MEAN),
+            "std": json.dumps(IMAGENET_STD),
+        },
+    )
+    path = Path(path)
+    with atomic_path(path) as temporary:
+        onnx.save_model(proto, str(temporary))
+    return path

@@ -1,0 +1,52 @@
+"""Evaluating a saved model on a dataset: its test split, or every row when it has none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mlfer.core.config import load_config
+from mlfer.data import LabelledData, load_dataset
+from mlfer.data.transforms import eval_transform
+from mlfer.models.checkpoint import CONFIG_FILE, load_model
+from mlfer.models.model import MultiLabelModel
+from mlfer.runtime.distributed import OrderedShardSampler, ordered_shard
+from mlfer.runtime.reproduce import resolve_device
+from mlfer.train.features import EVAL_BATCH_SIZE, image_loader
+from mlfer.train.loop import FEATURE_EVAL_CHUNK, Evaluation, FeatureBatches, LoaderBatches, evaluate, multilabel_metrics
+from mlfer.train.run_model import check_fits
+
+
+def evaluation_rows(data: LabelledData) -> LabelledData:
+    """The rows a model is evaluated on: the test split where the dataset has one, else all."""
+    if data.split is None:
+        return data
+    return data.subset(np.flatnonzero(data.split == "test"))
+
+
+def evaluate_model(model: MultiLabelModel, data: LabelledData, image_size: int, device: torch.device) -> Evaluation:
+    """The model's logits and BCE on every row of ``data`` (feature vectors or images, the
+    latter with the evaluation transform at ``image_size``); under torchrun each process
+    evaluates its ordered shard and every process gets all rows."""
+    model = model.to(device)
+    if data.is_features:
+        shard = ordered_shard(len(data), FEATURE_EVAL_CHUNK)
+        features = torch.as_tensor(np.asarray(data.features[shard], dtype=np.float32))
+        targets = torch.as_tensor(data.labels[shard], dtype=torch.float32)
+        return evaluate(model, FeatureBatches(features, targets, None, FEATURE_EVAL_CHUNK), device)
+    sampler = OrderedShardSampler(len(data), EVAL_BATCH_SIZE)
+    loader = image_loader(data, eval_transform(image_size), EVAL_BATCH_SIZE, sampler=sampler)
+    return evaluate(model, LoaderBatches(loader), device)
+
+
+def evaluate_checkpoint(checkpoint: str | Path, dataset: str, device: str = "auto") -> dict[str, float]:
+    """The nine metrics of the model saved in ``checkpoint`` on the dataset named by the spec
+    ``dataset`` (its test split, or all its rows)."""
+    target = resolve_device(device)
+    model = load_model(checkpoint, target)
+    config = load_config(Path(checkpoint) / CONFIG_FILE)
+    data = load_dataset(dataset)
+    check_fits(config, data)
+    return multilabel_metrics(evaluate_model(model, evaluation_rows(data), config.train.image_size, target))

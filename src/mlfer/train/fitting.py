@@ -1,0 +1,250 @@
+"""One training run: a model trained on one train/test division with one seed.
+
+:func:`train_on_features` is the frozen mode (the head on feature vectors held in memory),
+:func:`train_finetune` the end-to-end mode. With a run folder, each writes its resume state
+at most once a minute (``train.save_minutes``) and, when done, ``model.safetensors``,
+``config.yaml``, ``graph.json``, ``history.csv`` and, last (it marks the run as finished),
+``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mlfer.core.config import RunConfig
+from mlfer.core.fileio import atomic_path, write_text_atomic
+from mlfer.data.dataset import LabelledData, Partition
+from mlfer.evaluation.metrics import METRIC_NAMES
+from mlfer.graph.label_graph import LabelGraph
+from mlfer.models.checkpoint import save_model
+from mlfer.models.model import MultiLabelModel
+from mlfer.runtime.distributed import ShardedBatches, is_main, ordered_shard
+from mlfer.runtime.reproduce import resolve_device, seed_everything
+from mlfer.train.features import image_batches
+from mlfer.train.gpu import training_module
+from mlfer.train.loop import FEATURE_EVAL_CHUNK, FeatureBatches, fit, make_optimizer, make_scheduler
+from mlfer.train.resident import resident_batches
+from mlfer.train.run_model import PrototypeSource, build_run_model, with_seed, with_word_vectors
+from mlfer.train.state import LAST_DIR, Resumable
+
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.csv"
+GRAPH_FILE = "graph.json"
+
+
+@dataclass
+class FeatureSet:
+    """Feature vectors with their labels (frozen mode).
+
+    Args:
+        features: (N, D) features of the plain images.
+        labels: (N, C) 0/1 labels, RAF order.
+        flipped: (N, D) features of the horizontally flipped images, or None.
+    """
+
+    features: torch.Tensor
+    labels: np.ndarray
+    flipped: torch.Tensor | None = None
+
+
+@dataclass
+class RunResult:
+    """What one run produced.
+
+    Args:
+        name: the run's name (``<partition>-seed<k>``).
+        metrics: the nine metrics on the test rows after the last epoch.
+        history: one row per epoch (see :func:`mlfer.train.loop.fit`).
+        graph: the label graph of its training rows.
+        model: the trained model, or None for a run read back from a finished folder.
+        directory: its run folder, if it has one.
+    """
+
+    name: str
+    metrics: dict[str, float]
+    history: pd.DataFrame
+    graph: LabelGraph
+    model: MultiLabelModel | None = None
+    directory: Path | None = None
+
+
+def json_metrics(metrics: dict[str, float]) -> dict[str, float | None]:
+    """Metrics ready for JSON: NaN (an undefined metric) becomes null."""
+    return {name: None if math.isnan(value) else float(value) for name, value in metrics.items()}
+
+
+def is_finished(run_dir: Path) -> bool:
+    """Whether a run folder holds a finished run (its ``metrics.json`` is written last)."""
+    return (run_dir / METRICS_FILE).is_file()
+
+
+def read_finished(run_dir: Path) -> RunResult:
+    """The result of a finished run, read back from its folder (without the model)."""
+    metrics = json.loads((run_dir / METRICS_FILE).read_text())
+    return RunResult(
+        name=run_dir.name,
+        metrics={name: math.nan if metrics[name] is None else float(metrics[name]) for name in METRIC_NAMES},
+        history=pd.read_csv(run_dir / HISTORY_FILE),
+        graph=LabelGraph.load(run_dir / GRAPH_FILE),
+        directory=run_dir,
+    )
+
+
+def write_run_files(run_dir: Path, history: pd.DataFrame, metrics: dict[str, float]) -> None:
+    """``history.csv``, then ``metrics.json`` (the mark of a finished run); the resume state goes."""
+    with atomic_path(run_dir / HISTORY_FILE) as temporary:
+        history.to_csv(temporary, index=False)
+    write_text_atomic(run_dir / METRICS_FILE, json.dumps(json_metrics(metrics), indent=2) + "\n")
+    shutil.rmtree(run_dir / LAST_DIR, ignore_errors=True)
+
+
+def _finish(
+    name: str,
+    history: list[dict[str, Any]],
+    model: MultiLabelModel,
+    graph: LabelGraph,
+    config: RunConfig,
+    run_dir: Path | None,
+) -> RunResult:
+    table = pd.DataFrame(history)
+    metrics = {metric: float(history[-1][metric]) for metric in METRIC_NAMES}
+    if run_dir is not None and is_main():
+        save_model(model, config, run_dir)
+        with atomic_path(run_dir / GRAPH_FILE) as temporary:
+            graph.save(temporary)
+        write_run_files(run_dir, table, metrics)
+    return RunResult(name, metrics, table, graph, model, run_dir)
+
+
+def _training_rows(train: FeatureSet) -> PrototypeSource:
+    return lambda: (train.features, train.labels)
+
+
+def train_on_features(
+    config: RunConfig,
+    train: FeatureSet,
+    test: FeatureSet,
+    *,
+    seed: int = 0,
+    prototypes: PrototypeSource | None = None,
+    backbone: torch.nn.Module | None = None,
+    name: str = "run",
+    run_dir: Path | None = None,
+    device: torch.device | None = None,
+    progress: bool = False,
+) -> RunResult:
+    """Train a head on feature vectors (frozen mode) and evaluate it on the test rows each epoch.
+
+    The label graph comes from ``train.labels``; the visual prototypes from ``prototypes``
+    (default: the single-label training rows). Each epoch uses, per sample, the plain or
+    the flipped feature at random when ``train.flipped`` is given and ``train.flip`` is on.
+
+    Args:
+        config: the run config; for feature vectors ``model.backbone=identity`` with
+            ``model.feature_dim`` = D.
+        train, test: the two sets of rows.
+        seed: seeds the head's initialisation, the shuffling, the flips and dropout.
+        prototypes: the source of the prototype features and labels.
+        backbone: the backbone the features came from, stored in the saved model.
+        name: the run's name in the history.
+        run_dir: where the resume state and the outputs go; None keeps everything in memory.
+        device: default: ``config.train.device``.
+        progress: show tqdm progress bars.
+    """
+    device = device or resolve_device(config.train.device)
+    seed_everything(seed, config.train.deterministic)
+    config, vectors = with_word_vectors(with_seed(config, seed))
+    model, graph = build_run_model(config, train.labels, vectors, prototypes or _training_rows(train), backbone)
+    model.to(device)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = make_optimizer({"head": list(model.head.parameters())}, {"head": config.train.lr_head}, config.train)
+    objects = Resumable(model.head, optimizer, make_scheduler(optimizer, config.train), generator)
+    flipped = train.flipped.to(device) if train.flipped is not None and config.train.flip else None
+    batch_size = config.train.batch_size
+    train_batches = ShardedBatches(
+        FeatureBatches(train.features.to(device), _targets(train.labels, device), flipped, batch_size, generator),
+        len(train.features),
+        batch_size,
+    )
+    shard = ordered_shard(len(test.features), FEATURE_EVAL_CHUNK)
+    test_batches = FeatureBatches(
+        test.features[shard].to(device), _targets(test.labels[shard], device), None, FEATURE_EVAL_CHUNK
+    )
+    history = fit(
+        training_module(model.head, config.train, device),
+        train_batches,
+        test_batches,
+        config.train,
+        objects,
+        device,
+        name=name,
+        run_dir=run_dir,
+        progress=progress,
+    )
+    return _finish(name, history, model, graph, config, run_dir)
+
+
+def train_finetune(
+    config: RunConfig,
+    data: LabelledData,
+    partition: Partition,
+    prototypes: PrototypeSource,
+    *,
+    seed: int = 0,
+    backbone: torch.nn.Module | None = None,
+    name: str = "run",
+    run_dir: Path | None = None,
+    device: torch.device | None = None,
+    progress: bool = False,
+) -> RunResult:
+    """Train backbone and head end to end on images (finetune mode), each with its own
+    learning rate, evaluating on the partition's test rows each epoch.
+
+    Args:
+        config: the run config.
+        data: a dataset of images.
+        partition: which rows train and which test.
+        prototypes: the source of the prototype features and labels (eq. 5).
+        seed, backbone, name, run_dir, device, progress: as in :func:`train_on_features`.
+    """
+    device = device or resolve_device(config.train.device)
+    seed_everything(seed, config.train.deterministic)
+    config, vectors = with_word_vectors(with_seed(config, seed))
+    model, graph = build_run_model(config, data.labels[partition.train], vectors, prototypes, backbone)
+    model.to(device)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = make_optimizer(
+        {"head": list(model.head.parameters()), "backbone": list(model.backbone.parameters())},
+        {"head": config.train.lr_head, "backbone": config.train.lr_backbone},
+        config.train,
+    )
+    objects = Resumable(model, optimizer, make_scheduler(optimizer, config.train), generator)
+    if config.train.resident:
+        train_batches, test_batches = resident_batches(data, partition, config.train, generator, device)
+    else:
+        train_batches, test_batches = image_batches(data, partition, config.train, generator)
+    history = fit(
+        training_module(model, config.train, device),
+        train_batches,
+        test_batches,
+        config.train,
+        objects,
+        device,
+        name=name,
+        run_dir=run_dir,
+        progress=progress,
+    )
+    return _finish(name, history, model, graph, config, run_dir)
+
+
+def _targets(labels: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(labels), dtype=torch.float32, device=device)

@@ -1,0 +1,124 @@
+"""Fitting a run config to its data, and building a run's model from its training rows."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mlfer.core.config import RunConfig
+from mlfer.core.errors import MlferError
+from mlfer.core.expressions import EXPRESSIONS
+from mlfer.data.dataset import LabelledData
+from mlfer.graph.label_graph import LabelGraph
+from mlfer.models.model import MultiLabelModel, build_model, uses_prototypes
+from mlfer.models.nodes import visual_prototypes, word_vectors
+
+#: Features (N, D) and 0/1 labels (N, C) of the rows the visual prototypes are averaged over.
+PrototypeSource = Callable[[], tuple[torch.Tensor, np.ndarray]]
+
+
+def data_overrides(data: LabelledData) -> dict[str, Any]:
+    """Settings a dataset implies: feature vectors need the identity backbone of their size."""
+    if data.is_features:
+        return {"model.backbone": "identity", "model.feature_dim": int(data.features.shape[1])}
+    return {}
+
+
+def check_fits(config: RunConfig, data: LabelledData) -> None:
+    """Refuse a backbone that cannot read the dataset's rows."""
+    model = config.model
+    if data.is_features and (model.backbone != "identity" or model.feature_dim != data.features.shape[1]):
+        raise MlferError(
+            f"{data.spec} holds {data.features.shape[1]}-d feature vectors: it needs model.backbone=identity "
+            f"and model.feature_dim={data.features.shape[1]} (got {model.backbone}, {model.feature_dim})",
+            field="model.backbone",
+        )
+    if not data.is_features and model.backbone == "identity":
+        raise MlferError(
+            f"{data.spec} holds images: the identity backbone reads only feature vectors", field="model.backbone"
+        )
+    if data.is_features and config.train.mode == "finetune":
+        raise MlferError("finetune mode trains a backbone on images; these are feature vectors", field="train.mode")
+
+
+@functools.lru_cache(maxsize=4)
+def _word_vectors(source: str | None) -> np.ndarray:
+    return word_vectors(source)
+
+
+def with_word_vectors(config: RunConfig) -> tuple[RunConfig, np.ndarray]:
+    """Load the label word vectors (once per source) and record their dimension in ``model.word_dim``."""
+    vectors = _word_vectors(config.model.word_vectors).copy()
+    model = dataclasses.replace(config.model, word_dim=int(vectors.shape[1]))
+    return dataclasses.replace(config, model=model), vectors
+
+
+def with_seed(config: RunConfig, seed: int) -> RunConfig:
+    """The config with ``train.seed`` set."""
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
+
+
+def single_label_rows(labels: np.ndarray) -> np.ndarray:
+    """Indices of the rows with exactly one label."""
+    return np.flatnonzero(np.asarray(labels).sum(axis=1) == 1)
+
+
+def prototypes_with_fallback(features: torch.Tensor, labels: np.ndarray) -> torch.Tensor:
+    """The visual prototypes of eq. 5, mean features of each class's single-label rows.
+
+    A class that has no single-label row (JAFFE has none for fear) falls back, with a
+    warning, to the mean feature of the rows that carry it among other labels.
+
+    Args:
+        features: (N, D) backbone features.
+        labels: (N, C) 0/1 labels.
+    """
+    labels = np.asarray(labels)
+    single = labels.sum(axis=1) == 1
+    missing = [c for c in range(labels.shape[1]) if not (single & (labels[:, c] == 1)).any()]
+    if not missing:
+        return visual_prototypes(features, labels)
+    names = ", ".join(EXPRESSIONS[c] for c in missing)
+    warnings.warn(
+        f"no single-label row for {names}: its visual prototype is the mean of the rows that carry it", stacklevel=2
+    )
+    rows = [np.flatnonzero(single), *(np.flatnonzero(labels[:, c] == 1) for c in missing)]
+    one_hot = [
+        labels[single],
+        *(np.eye(labels.shape[1], dtype=labels.dtype)[[c] * len(r)] for c, r in zip(missing, rows[1:])),
+    ]
+    return visual_prototypes(torch.as_tensor(features)[np.concatenate(rows)], np.concatenate(one_hot))
+
+
+def build_run_model(
+    config: RunConfig,
+    train_labels: np.ndarray,
+    vectors: np.ndarray,
+    prototypes: PrototypeSource,
+    backbone: nn.Module | None = None,
+) -> tuple[MultiLabelModel, LabelGraph]:
+    """The model of one run and its label graph, built from the training rows only.
+
+    Args:
+        config: the run config (``model.word_dim`` matching ``vectors``).
+        train_labels: (N, C) 0/1 labels of the training rows: the co-occurrence graph (eq. 3-4).
+        vectors: (C, d) label word vectors.
+        prototypes: called, only for heads that use them, for the features and labels the
+            visual prototypes (eq. 5) are averaged over (see :func:`prototypes_with_fallback`).
+        backbone: a built backbone whose weights the model takes (default: the config's).
+    """
+    model_config = config.model
+    graph = LabelGraph.from_labels(train_labels, model_config.t1, model_config.t2)
+    adjacency = graph.mlgcn_adjacency(model_config.p) if model_config.head == "svml-gcn" else graph.relation_adjacency()
+    visual = prototypes_with_fallback(*prototypes()) if uses_prototypes(model_config.head) else None
+    model = build_model(model_config, adjacency, vectors, visual, load_backbone_weights=backbone is None)
+    if backbone is not None:
+        model.backbone.load_state_dict(backbone.state_dict())
+    return model, graph

@@ -1,0 +1,193 @@
+"""The benchmark scripts of bench/ run (tiny ``--smoke`` versions), so that they cannot rot;
+and the docs writer they share replaces only its own section."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.fixture()
+def bench(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make bench/ importable and keep torch to one thread (the machine is shared)."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def table_value(output: str, row: str) -> str:
+    """The value cell of the markdown row starting with ``| row |``."""
+    match = re.search(rf"^\| {re.escape(row)} \| (.+?) \|$", output, re.MULTILINE)
+    assert match, f"no row {row!r} in:\n{output}"
+    return match.group(1)
+
+
+def test_write_section_replaces_only_its_own(bench: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import benchdoc
+
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\n## Other\n\nkeep me\n\n## Mine\n\nold table\n\n## Last\n\nkeep me too\n")
+    monkeypatch.setattr(benchdoc, "DOC", doc)
+    benchdoc.write_section("Mine", "| a | b |")
+    benchdoc.write_section("New", "fresh")
+    text = doc.read_text()
+    assert "old table" not in text and "| a | b |" in text
+    assert text.index("## Other") < text.index("## Mine") < text.index("## Last") < text.index("## New")
+    assert "keep me\n" in text and "keep me too\n" in text and text.endswith("fresh\n")
+    assert text.count("Written by `python") == 2
+
+
+def test_head_training_smoke(bench: None, capsys: pytest.CaptureFixture[str]) -> None:
+    import head_training
+
+    assert head_training.main(["--smoke", "--full", "--profile"]) == 0
+    output = capsys.readouterr().out
+    sizes = head_training.Sizes(**head_training.SMOKE_SIZE)
+    train, _ = head_training.feature_sets(sizes)
+    # MFB: (D + 1 + word_dim + 1) k o; R-GCN: 3 relations' weights (root, positive, negative) per layer.
+    k, o, d, w = 4, sizes.mfb_o, sizes.dim, sizes.word_dim
+    expected = (d + 1 + w + 1) * k * o + 3 * o * d + 3 * d * d
+    assert table_value(output, "head parameters P") == f"{expected / 1e6:.2f} M"
+    assert table_value(output, "steps timed").startswith("3 (1 epochs of 3,")
+    assert float(table_value(output, "training step (engine), median").split()[0]) > 0
+    assert float(table_value(output, "bound: copy of 7 x 4 x P bytes, best of 10").split()[0]) >= 0
+    assert table_value(output, "`mlfer train`, 1 epochs, measured").endswith(" min")
+    assert "| `aten::" in output  # the profile table lists operators
+    assert len(train.labels) == sizes.train_rows and (train.labels.sum(axis=0) > 0).all()
+
+
+def test_feature_extraction_smoke(bench: None, capsys: pytest.CaptureFixture[str]) -> None:
+    import feature_extraction
+
+    assert feature_extraction.main(["--smoke"]) == 0
+    output = capsys.readouterr().out
+    rows = re.findall(r"^\| (.+?) \| ([\d.]+) \| (\d+)% \| ([\d.]+) \|$", output, re.MULTILINE)
+    assert [row[0] for row in rows] == [mode[0] for mode in feature_extraction.MODES]
+    cosines = [float(row[3]) for row in rows]
+    assert cosines[0] == pytest.approx(1.0)  # the reference itself
+    assert min(cosines[1:3]) > 0.9999  # fp32 in another layout, BatchNorm folded: rounding only
+    assert cosines[3] > 0.99  # bfloat16
+    assert "Bound: fp32 `torch.mm`" in output
+
+
+def test_jaffe_smoke_baseline_learns(bench: None, capsys: pytest.CaptureFixture[str]) -> None:
+    import jaffe
+
+    assert jaffe.main(["--smoke"]) == 0
+    assert "logistic regression" in capsys.readouterr().out
+    runs = jaffe.logistic_regression_runs(jaffe.smoke_data())
+    assert len(runs) == 5
+    assert runs["micro_auc"].mean() > 0.75  # labels follow the features, so it must learn them
+
+
+def test_jaffe_baseline_matches_reference(bench: None, shared_data: Path) -> None:
+    import jaffe
+    from mlfer.data import load_dataset
+
+    data = load_dataset(f"ldl:{shared_data / 'jaffe' / 'jaffe.mat'}?preset=jaffe")
+    means = jaffe.logistic_regression_runs(data).mean()
+    # Measured earlier on other folds of the same data (../shared/data/README.md).
+    reference = {"hamming_loss": 0.225, "average_precision": 0.770, "micro_auc": 0.779, "macro_auc": 0.756}
+    for metric, value in reference.items():
+        assert means[metric] == pytest.approx(value, abs=0.02), metric
+
+
+def test_jaffe_verdict_follows_each_metric_direction(bench: None) -> None:
+    import jaffe
+    from mlfer.evaluation.metrics import LOWER_IS_BETTER, METRIC_NAMES
+    from mlfer.evaluation.report import comparison_frame
+
+    def summary(better: bool) -> dict[str, dict[str, float]]:
+        step = 0.1 if better else 0.0
+        return {"mean": {metric: 0.5 - step if metric in LOWER_IS_BETTER else 0.5 + step for metric in METRIC_NAMES}}
+
+    frame = comparison_frame({"baseline": summary(False), "svml-rgcn": summary(True)})
+    assert "on 9 of 9 metrics" in jaffe.verdict(frame)
+    assert "claim (better than the baseline on every metric) holds" in jaffe.verdict(frame)
+    frame.loc["svml-rgcn", "coverage_mean"] = 0.6  # coverage: lower is better, so now worse
+    assert "on 8 of 9 metrics" in jaffe.verdict(frame) and "Cov↓" not in jaffe.verdict(frame)
+    assert "does not hold" in jaffe.verdict(frame)
+
+
+def test_jaffe_fit_table_reads_each_model_history(bench: None, tmp_path: Path) -> None:
+    import jaffe
+
+    (tmp_path / "svml-rgcn").mkdir()
+    (tmp_path / "table.csv").write_text("model,hamming_loss_mean\nsvml-rgcn,0.5\n")
+    rows = [
+        (run, epoch, 1.0 / epoch, [0.9, 0.5, 0.7][epoch - 1] + offset)
+        for run, offset in (("fold0-seed0", 0.0), ("fold1-seed0", 0.2))
+        for epoch in (1, 2, 3)
+    ]
+    history = "run,epoch,train_loss,test_loss\n" + "".join(f"{r},{e},{t},{v}\n" for r, e, t, v in rows)
+    (tmp_path / "svml-rgcn" / "history.csv").write_text(history)
+    assert "| svml-rgcn | 0.333 | 0.800 | 2 |" in jaffe.fit_table(tmp_path)
+
+
+def test_jaffe_why_states_this_datasets_numbers(bench: None, shared_data: Path) -> None:
+    import jaffe
+    from mlfer.data import load_dataset
+
+    text = jaffe.why(load_dataset(f"ldl:{shared_data / 'jaffe' / 'jaffe.mat'}?preset=jaffe"))
+    # 243-d features: MFB (243 + 1 + 50 + 1) * 5 * 1000, R-GCN 3 * 1000 * 243 + 3 * 243 * 243.
+    assert "2.38 M parameters" in text and "1,464 for the logistic regression" in text
+    assert "80 epochs of 6 steps" in text and "0.287 of predicting no label" in text
+
+
+def test_predict_smoke(bench: None, shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import predict
+
+    assert predict.main(["--smoke", "--data", str(shared_data / "faces")]) == 0
+    output = capsys.readouterr().out
+    # Both MediaPipe models together find the four labelled faces and the five of multi_face.jpg.
+    assert "| detection | MediaPipe short + full range, 5 photos, 9 faces |" in output
+    assert float(table_value(output, "alignment").split(" | ")[1]) > 0
+    classified = re.findall(
+        r"^\| classification \| resnet18 svml-rgcn, batch (\d+), 8 faces \| [\d.]+ \| [\d.]+ \|$", output, re.MULTILINE
+    )
+    assert list(dict.fromkeys(classified)) == ["1", "4"]  # printed as measured, then in the table
+    onnx = re.search(r"^\| resnet18 svml-rgcn \| [14] \| [\d.]+ \| [\d.]+ \| [\d.]+ \| (\S+) \|$", output, re.MULTILINE)
+    assert onnx and float(onnx.group(1)) < 1e-4  # the export computes the same probabilities
+    memory = re.findall(r"^\| resnet18 svml-rgcn, 64 x 64 \| (\d) \| (\d+) \| (\d+) \|", output, re.MULTILINE)
+    assert [photos for photos, _, _ in memory] == ["2", "4"]
+    assert int(memory[1][1]) > int(memory[0][1]) and all(int(peak) > 100 for _, _, peak in memory)
+    assert "(limit 1.10)" in output and "passes." in output
+
+
+def test_gradcam_localisation_smoke(bench: None, capsys: pytest.CaptureFixture[str]) -> None:
+    import gradcam_localisation
+
+    assert gradcam_localisation.main(["--smoke", "--layer", "layer3", "--layer", "layer4"]) == 0
+    output = capsys.readouterr().out
+    cells = table_value(output, "all").split(" | ")[:5]
+    scored, probability, ratio, above, hits = (cell.split(" / ") for cell in cells)
+    assert int(scored[0]) > 0 and int(scored[1]) > 0
+    assert all(0 <= float(value) <= 1 for value in [*probability, *above, *hits])
+    assert all(float(value) > 0 for value in ratio)
+
+
+def test_localisation_scores_a_map_on_the_expressions_boxes() -> None:
+    """A map that is hot exactly on an expression's boxes scores a high ratio and a pointing
+    hit; the same map read for another present expression whose boxes it misses does not."""
+    from mlfer.core.expressions import EXPRESSIONS
+    from mlfer.data.synthetic import render_faces
+    from mlfer.experiments.localisation import localisation_scores
+
+    labels = np.array([[0, 0, 0, 1, 0, 1]])  # happiness and anger: disjoint action units
+    faces = render_faces(labels, seed=0, size=64)
+    masks = faces.expression_masks(0)
+    happiness, anger = EXPRESSIONS.index("happiness"), EXPRESSIONS.index("anger")
+    maps = np.zeros((1, 6, 64, 64))
+    maps[0, happiness] = masks[happiness] & ~masks[anger]
+    maps[0, anger] = maps[0, happiness]
+    scores = localisation_scores(faces, maps, np.full((1, 6), 0.9)).set_index("expression")
+    assert scores.loc["happiness", "ratio"] > 100 and scores.loc["happiness", "hit"]
+    assert scores.loc["anger", "ratio"] < 1 and not scores.loc["anger", "hit"]

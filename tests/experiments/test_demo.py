@@ -1,0 +1,69 @@
+"""mlfer demo end to end at a tiny size: pre-training, both heads, table, graph and curves; rerun reuses."""
+
+import pandas as pd
+import pytest
+import torch
+
+from mlfer.cli import main
+from mlfer.data import load_dataset
+from mlfer.experiments.demo import DemoSettings
+from mlfer.runtime.reproduce import intra_op_threads
+
+
+def test_tiny_demo(tmp_path, capsys):
+    out = tmp_path / "demo"
+    argv = [
+        "demo",
+        "--out",
+        str(out),
+        "--faces",
+        "80",
+        "--basic-faces",
+        "60",
+        "--prototype-faces",
+        "30",
+        "--size",
+        "32",
+        "--pretrain-epochs",
+        "1",
+        "--quiet",
+    ]
+    threads = torch.get_num_threads()
+    assert main(argv) == 0
+    assert torch.get_num_threads() == threads  # the heads' single thread is handed back
+    printed = capsys.readouterr().out
+    assert "backbone pre-trained on 60 basic faces: test accuracy" in printed
+    assert "baseline" in printed and "svml-rgcn" in printed and "AP↑" in printed
+    table = pd.read_csv(out / "table.csv", index_col="model")
+    assert list(table.index) == ["baseline", "svml-rgcn"]
+    for name in ("table.md", "graph.png", "curves.png", "backbone/backbone.safetensors"):
+        assert (out / name).stat().st_size > 0, name
+    history = pd.read_csv(out / "svml-rgcn" / "history.csv")
+    assert history["epoch"].max() == 80  # the paper's schedule on the cached features
+    assert history.loc[history["epoch"] == 21, "lr_head"].item() == pytest.approx(2e-5)  # lr / 10 after 20
+    pretrain = pd.read_csv(out / "backbone" / "history.csv")
+    assert len(pretrain) == 1 and pretrain["lr_backbone"].item() == pytest.approx(1e-3)
+    weights_time = (out / "backbone" / "backbone.safetensors").stat().st_mtime
+    assert main(argv) == 0  # a rerun reads everything back
+    assert "test accuracy" in capsys.readouterr().out
+    assert (out / "backbone" / "backbone.safetensors").stat().st_mtime == weights_time
+    assert pd.read_csv(out / "table.csv", index_col="model").equals(table)
+
+
+def test_three_disjoint_face_sets():
+    settings = DemoSettings(faces=40, basic_faces=30, prototype_faces=30, size=32, seed=3)
+    blended, basic, prototypes = (
+        load_dataset(spec) for spec in (settings.faces_spec, settings.basic_spec, settings.prototype_spec)
+    )
+    assert (blended.labels.sum(axis=1) >= 2).all()  # RAF-ML's label sets all have two or more
+    assert (basic.labels.sum(axis=1) == 1).all() and (prototypes.labels.sum(axis=1) == 1).all()
+    assert (prototypes.labels.sum(axis=0) == 5).all()  # systematic sampling: five faces of each expression
+    assert not (basic.images == prototypes.images).all(axis=(1, 2, 3)).any()  # other faces, not the same ones
+
+
+def test_intra_op_threads_restores_the_count_after_an_error():
+    before = torch.get_num_threads()
+    with pytest.raises(ValueError), intra_op_threads(1):
+        assert torch.get_num_threads() == 1
+        raise ValueError("inside")
+    assert torch.get_num_threads() == before

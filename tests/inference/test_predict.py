@@ -1,0 +1,204 @@
+"""Recognizer on the real photos and video in ../shared/data/faces, and on generated inputs."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from mlfer.core.config import ModelConfig, RunConfig, TrainConfig
+from mlfer.core.errors import MlferError
+from mlfer.core.expressions import EXPRESSIONS
+from mlfer.data.transforms import eval_transform
+from mlfer.faces import FaceDetector, align_face
+from mlfer.inference.recognizer import COLUMNS, Recognizer
+from mlfer.models.checkpoint import save_model
+from mlfer.models.model import build_model
+
+LABELLED = ("0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg")
+NO_FACE = "free-mountain-vector-01.jpg"
+IMAGE_SIZE = 64
+
+
+def make_checkpoint(directory: Path, head: str = "svml-rgcn", image_size: int = IMAGE_SIZE, seed: int = 0) -> Path:
+    """Save an untrained ResNet18 model with random graph inputs (small MFB) as a checkpoint folder."""
+    torch.manual_seed(seed)
+    config = ModelConfig(backbone="resnet18", head=head, mfb_k=2, mfb_o=64)
+    relations = (torch.rand(2, 6, 6) > 0.5).float()
+    model = build_model(config, relations, torch.randn(6, 50), torch.randn(6, 512))
+    save_model(model, RunConfig(model=config, train=TrainConfig(image_size=image_size)), directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_checkpoint(tmp_path_factory.mktemp("checkpoint"))
+
+
+@pytest.fixture(scope="module")
+def detector() -> Iterator[FaceDetector]:
+    with FaceDetector() as detector:
+        yield detector
+
+
+@pytest.fixture(scope="module")
+def recognizer(checkpoint: Path, detector: FaceDetector) -> Recognizer:
+    torch.set_num_threads(1)
+    return Recognizer.from_checkpoint(checkpoint, detector=detector, batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def table(recognizer: Recognizer, shared_data: Path) -> pd.DataFrame:
+    """Every file of the faces folder (the video at every 24th frame)."""
+    return recognizer.predict(shared_data / "faces", every=24)
+
+
+def _rows(table: pd.DataFrame, name: str) -> pd.DataFrame:
+    return table[table["input"].str.endswith("/" + name)]
+
+
+def test_columns_are_the_documented_ones(table: pd.DataFrame) -> None:
+    assert list(table.columns) == list(COLUMNS)
+    assert list(table.columns[9:15]) == list(EXPRESSIONS)
+    assert table["face_id"].dtype == "Int64" and table["face_detected"].dtype == bool
+
+
+@pytest.mark.parametrize("name", LABELLED)
+def test_each_labelled_photo_gives_one_face(table: pd.DataFrame, name: str) -> None:
+    rows = _rows(table, name)
+    assert len(rows) == 1
+    row = rows.iloc[0]
+    assert row["face_detected"] and row["face_id"] == 0 and row["error"] == "" and row["frame"] == 0
+    probabilities = row[list(EXPRESSIONS)].to_numpy(dtype=float)
+    assert np.all((probabilities > 0) & (probabilities < 1))
+    assert row["w"] > 100 and row["h"] > 100 and 0.5 <= row["score"] <= 1
+
+
+def test_group_photo_gives_a_row_per_face_left_to_right(table: pd.DataFrame) -> None:
+    rows = _rows(table, "multi_face.jpg")
+    assert len(rows) >= 4
+    assert rows["face_id"].tolist() == list(range(len(rows)))
+    centres = (rows["x"] + rows["w"] / 2).to_numpy()
+    assert np.all(np.diff(centres) > 0)
+
+
+def test_photo_without_a_face_gives_one_empty_row(table: pd.DataFrame) -> None:
+    rows = _rows(table, NO_FACE)
+    assert len(rows) == 1
+    row = rows.iloc[0]
+    assert not row["face_detected"] and pd.isna(row["face_id"]) and row["error"] == "" and row["predicted"] == ""
+    assert row[["x", "score", *EXPRESSIONS]].isna().all()
+
+
+def test_video_gives_a_row_per_kept_frame(table: pd.DataFrame) -> None:
+    rows = _rows(table, "single_face.mp4")
+    assert rows["frame"].tolist() == [0, 24, 48]  # the clip has 72 frames
+    assert rows["face_detected"].all()
+
+
+def test_predicted_lists_the_expressions_at_or_above_one_half(table: pd.DataFrame) -> None:
+    faces = table[table["face_detected"]]
+    expected = faces[list(EXPRESSIONS)].apply(lambda row: "|".join(n for n in EXPRESSIONS if row[n] >= 0.5), axis=1)
+    assert faces["predicted"].tolist() == expected.tolist()
+
+
+def test_probabilities_are_the_models_on_the_aligned_face(
+    recognizer: Recognizer, detector: FaceDetector, shared_data: Path, table: pd.DataFrame
+) -> None:
+    image = np.asarray(Image.open(shared_data / "faces" / "single_face.jpg").convert("RGB"))
+    (face,) = detector.detect(image)
+    tensor = eval_transform(IMAGE_SIZE)(Image.fromarray(align_face(image, face, IMAGE_SIZE)))
+    with torch.no_grad():
+        expected = torch.sigmoid(recognizer.model(tensor[None]))[0].numpy()
+    row = _rows(table, "single_face.jpg").iloc[0]
+    np.testing.assert_allclose(row[list(EXPRESSIONS)].to_numpy(dtype=float), expected, atol=1e-5)
+
+
+def test_batch_size_does_not_change_the_results(recognizer: Recognizer, shared_data: Path, table: pd.DataFrame) -> None:
+    one_at_a_time = Recognizer(recognizer.model, recognizer.detector, batch_size=1, image_size=IMAGE_SIZE)
+    rows = one_at_a_time.predict(shared_data / "faces" / "multi_face.jpg")
+    expected = _rows(table, "multi_face.jpg")
+    np.testing.assert_allclose(
+        rows[list(EXPRESSIONS)].to_numpy(float), expected[list(EXPRESSIONS)].to_numpy(float), atol=1e-5
+    )
+
+
+def test_in_memory_images_give_the_same_rows_as_the_file(recognizer: Recognizer, shared_data: Path) -> None:
+    path = shared_data / "faces" / "0-f1-su-ph.jpg"
+    image = Image.open(path)
+    rows = recognizer.predict([path, image, np.asarray(image.convert("RGB"))])
+    assert rows["input"].tolist() == [str(path), "<image 1>", "<image 2>"]
+    values = rows[["x", "y", "w", "h", *EXPRESSIONS]].to_numpy(float)
+    np.testing.assert_allclose(values[1:], values[[0, 0]], atol=1e-5)
+
+
+def test_unreadable_files_give_error_rows_and_the_rest_still_run(
+    recognizer: Recognizer, shared_data: Path, tmp_path: Path
+) -> None:
+    faces = shared_data / "faces"
+    shutil.copy(faces / "0-f1-su-ph.jpg", tmp_path / "a_good.jpg")
+    shutil.copy(faces / "multi_face.jpg", tmp_path / "d_group.jpg")
+    (tmp_path / "b_truncated.jpg").write_bytes((faces / "single_face.jpg").read_bytes()[:3000])
+    (tmp_path / "c_empty.png").write_bytes(b"")
+    (tmp_path / "e_text.jpg").write_text("not an image\n")
+    (tmp_path / "notes.txt").write_text("skipped: not an image suffix\n")
+    rows = recognizer.predict([tmp_path, tmp_path / "missing.jpg"])
+    errors = rows[rows["error"] != ""]
+    names = [Path(name).name for name in errors["input"]]
+    assert names == ["b_truncated.jpg", "c_empty.png", "e_text.jpg", "missing.jpg"]
+    for name, message in zip(errors["input"], errors["error"]):
+        assert name in message
+    assert not errors["face_detected"].any() and errors[list(EXPRESSIONS)].isna().all().all()
+    assert len(_rows(rows, "a_good.jpg")) == 1 and len(_rows(rows, "d_group.jpg")) >= 4
+
+
+def test_glob_patterns_and_bad_arrays(recognizer: Recognizer, shared_data: Path) -> None:
+    rows = recognizer.predict([str(shared_data / "faces" / "0-f1-*.jpg"), str(shared_data / "nowhere" / "*.png")])
+    assert rows["input"].tolist() == [
+        str(shared_data / "faces" / "0-f1-su-ph.jpg"),
+        str(shared_data / "nowhere" / "*.png"),
+    ]
+    assert rows["error"].tolist()[1].endswith("no file matches the pattern")
+    bad = recognizer.predict([np.zeros((8, 8), dtype=np.uint8), np.zeros((0, 0, 3), dtype=np.uint8)])
+    assert bad["error"].iloc[0].startswith("image: expected an RGB uint8 array")
+    assert bad["error"].iloc[1] == "<image 1>: the image is empty"
+
+
+def test_iter_predict_reads_inputs_lazily(recognizer: Recognizer, shared_data: Path) -> None:
+    consumed: list[int] = []
+
+    def inputs() -> Iterator[Path]:
+        for number in range(6):
+            consumed.append(number)
+            yield shared_data / "faces" / "single_face.jpg"
+
+    lazy = Recognizer(recognizer.model, recognizer.detector, batch_size=1, image_size=IMAGE_SIZE)
+    rows = lazy.iter_predict(inputs())
+    first = next(rows)
+    assert first["face_detected"] and len(consumed) == 1
+    assert len(list(rows)) == 5 and len(consumed) == 6
+
+
+def test_thresholds_decide_the_predicted_names(recognizer: Recognizer, shared_data: Path) -> None:
+    thresholds = dict(zip(EXPRESSIONS, [0.0, 1.0, 1.0, 0.0, 1.0, 1.0]))
+    custom = Recognizer(recognizer.model, recognizer.detector, thresholds=thresholds, image_size=IMAGE_SIZE)
+    rows = custom.predict(shared_data / "faces" / "multi_face.jpg")
+    assert set(rows["predicted"]) == {"surprise|happiness"}
+
+
+def test_bad_arguments_are_refused(recognizer: Recognizer) -> None:
+    features_model = build_model(ModelConfig(backbone="identity", feature_dim=8, head="baseline"))
+    with pytest.raises(MlferError, match="identity"):
+        Recognizer(features_model, recognizer.detector)
+    with pytest.raises(MlferError, match="every"):
+        recognizer.predict("photo.jpg", every=0)
+    with pytest.raises(MlferError, match="thresholds"):
+        Recognizer(recognizer.model, recognizer.detector, thresholds=[0.5] * 5)
+    with pytest.raises(MlferError, match="cannot read a int"):
+        recognizer.predict([3])
