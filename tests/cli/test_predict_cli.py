@@ -14,11 +14,11 @@ import pytest
 import yaml
 from PIL import Image
 
+from builders import NO_FACE, make_checkpoint
 from mlfer.cli import main
 from mlfer.core.expressions import EXPRESSIONS
 from mlfer.evaluation.thresholds import THRESHOLDS_FILE, save_thresholds
 from mlfer.inference.recognizer import COLUMNS
-from test_predict import NO_FACE, make_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from builders import IMAGE_SIZE, NO_FACE, make_checkpoint
 from mlfer.cli import main
 from mlfer.core.config import ModelConfig
 from mlfer.core.errors import MlferError
@@ -19,7 +20,6 @@ from mlfer.experiments.localisation import measure, reinitialise, train_expressi
 from mlfer.inference.explain import grad_cam
 from mlfer.models.checkpoint import load_model
 from mlfer.models.model import build_model
-from test_predict import IMAGE_SIZE, NO_FACE, make_checkpoint
 
 #: Faces the localisation test's detector trains on (100 of them test), and their side in pixels.
 LOCALISATION_FACES, LOCALISATION_SIZE = 3000, 64

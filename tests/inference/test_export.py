@@ -12,13 +12,13 @@ import pytest
 import torch
 from onnx import numpy_helper
 
+from builders import IMAGE_SIZE, make_checkpoint
 from mlfer.cli import main
 from mlfer.core.config import ModelConfig
 from mlfer.core.expressions import EXPRESSIONS
 from mlfer.inference.export import FoldedClassifier
 from mlfer.models.checkpoint import load_model
 from mlfer.models.model import build_model
-from test_predict import IMAGE_SIZE, make_checkpoint
 
 
 @pytest.fixture(scope="module")

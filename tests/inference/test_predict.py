@@ -12,28 +12,16 @@ import pytest
 import torch
 from PIL import Image
 
-from mlfer.core.config import ModelConfig, RunConfig, TrainConfig
+from builders import IMAGE_SIZE, NO_FACE, make_checkpoint
+from mlfer.core.config import ModelConfig
 from mlfer.core.errors import MlferError
 from mlfer.core.expressions import EXPRESSIONS
 from mlfer.data.transforms import eval_transform
 from mlfer.faces import FaceDetector, align_face
 from mlfer.inference.recognizer import COLUMNS, Recognizer
-from mlfer.models.checkpoint import save_model
 from mlfer.models.model import build_model
 
 LABELLED = ("0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg")
-NO_FACE = "free-mountain-vector-01.jpg"
-IMAGE_SIZE = 64
-
-
-def make_checkpoint(directory: Path, head: str = "svml-rgcn", image_size: int = IMAGE_SIZE, seed: int = 0) -> Path:
-    """Save an untrained ResNet18 model with random graph inputs (small MFB) as a checkpoint folder."""
-    torch.manual_seed(seed)
-    config = ModelConfig(backbone="resnet18", head=head, mfb_k=2, mfb_o=64)
-    relations = (torch.rand(2, 6, 6) > 0.5).float()
-    model = build_model(config, relations, torch.randn(6, 50), torch.randn(6, 512))
-    save_model(model, RunConfig(model=config, train=TrainConfig(image_size=image_size)), directory)
-    return directory
 
 
 @pytest.fixture(scope="module")

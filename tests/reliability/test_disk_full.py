@@ -12,13 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from builders import SMALL, make_checkpoint, write_features
 from faults import CLEAR_ERROR, HALF_WRITTEN, RESULT, check_outputs, record
 from mlfer.cli import main
 from mlfer.core.config import load_config
 from mlfer.core.errors import MlferError
 from mlfer.models.checkpoint import CONFIG_FILE, MODEL_FILE, load_model, save_model
-from test_predict import make_checkpoint
-from test_train_features import SMALL, write_features
 
 #: Free bytes left on the file system before each run.
 FREE = (0, 6_000, 40_000, 150_000, 700_000)

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from builders import SMALL, write_features
 from faults import CLEAR_ERROR, cut_in_half, flip_last_byte, record, run_cli
 from mlfer.runtime.hashing import file_sha256
 from mlfer.train.state import LAST_DIR, STATE_FILE
-from test_train_features import SMALL, write_features
 
 RUN = Path("runs") / "split-seed0"
 #: Epoch 1 trains normally; then the learning rate becomes 1e98 and the weights overflow.

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from builders import make_checkpoint
 from faults import (
     CLEAR_ERROR,
     SOAK,
@@ -21,7 +22,6 @@ from faults import (
     run_cli,
 )
 from mlfer.models.checkpoint import CONFIG_FILE, MODEL_FILE
-from test_predict import make_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from safetensors import safe_open
 
+from builders import SMALL, write_features
 from faults import (
     CLEAR_ERROR,
     SOAK,
@@ -23,7 +24,6 @@ from faults import (
 )
 from mlfer.runtime.hashing import file_sha256, tensor_sha256
 from mlfer.train.state import STATE_FILE
-from test_train_features import SMALL, write_features
 
 
 def verify_state(path: Path) -> None:

@@ -25,6 +25,7 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file
 from torch import nn
 
+from builders import SMALL, write_features
 from mlfer.cli import main
 from mlfer.core.config import ModelConfig, TrainConfig
 from mlfer.core.errors import MlferError
@@ -39,7 +40,6 @@ from mlfer.train.evaluation import evaluate_model, evaluation_rows
 from mlfer.train.gpu import Accelerated, training_module
 from mlfer.train.loop import multilabel_metrics
 from mlfer.train.resident import ResidentBatches, decode_images
-from test_train_features import SMALL, write_features
 
 ROOT = Path(__file__).resolve().parents[2]
 WORLD = 2
@@ -378,7 +378,7 @@ def test_sharded_feature_extraction_fills_one_cache_entry_with_one_process_featu
 
 
 def test_distributed_predict_writes_the_file_of_one_process(shared_data: Path, tmp_path: Path) -> None:
-    from test_predict import make_checkpoint
+    from builders import make_checkpoint
 
     checkpoint = make_checkpoint(tmp_path / "checkpoint")
     args = [

@@ -4,7 +4,6 @@ output folder, metrics over folds and seeds, the NaN stop, and ``mlfer evaluate`
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +11,11 @@ import pandas as pd
 import pytest
 import torch
 
+from builders import SMALL, one_thread, small_config, write_features  # noqa: F401  (one_thread: autouse fixture)
 from mlfer.cli import main
-from mlfer.core.config import RunConfig, load_config, make_config, parse_overrides
+from mlfer.core.config import load_config, make_config
 from mlfer.core.errors import MlferError
-from mlfer.data import LabelledData, load_dataset
+from mlfer.data import load_dataset
 from mlfer.evaluation.metrics import METRIC_NAMES
 from mlfer.graph.label_graph import LabelGraph
 from mlfer.models.checkpoint import load_model
@@ -24,38 +24,6 @@ from mlfer.train.fitting import FeatureSet, train_on_features
 from mlfer.train.run_folder import train_runs
 from mlfer.train.run_model import data_overrides, prototypes_with_fallback
 from mlfer.train.state import LAST_DIR, saved_epoch
-
-#: A small graph head that learns fast, so that a test epoch takes milliseconds; a resume
-#: state after every epoch (the resume tests kill between them).
-SMALL = ["model.mfb_k=2", "model.mfb_o=32", "train.lr_head=0.01", "train.save_minutes=0"]
-
-
-def write_features(path: Path, rows: int = 240, dim: int = 16, split: bool = True, seed: int = 0) -> Path:
-    """An npz of features linear in the labels plus noise; 48 rows carry one label each."""
-    rng = np.random.default_rng(seed)
-    labels = (rng.random((rows, 6)) < 0.3).astype(np.uint8)
-    labels[:48] = np.eye(6, dtype=np.uint8)[np.arange(48) % 6]
-    features = labels @ rng.normal(size=(6, dim)) + 0.5 * rng.normal(size=(rows, dim))
-    arrays = {"features": features.astype(np.float32), "labels": labels}
-    if split:
-        arrays["split"] = np.where(np.arange(rows) % 5 == 4, "test", "train")
-    np.savez(path, **arrays)
-    return path
-
-
-def small_config(data: LabelledData, *overrides: str, epochs: int = 6) -> RunConfig:
-    """A config fitted to a feature dataset, with :data:`SMALL` and ``overrides``."""
-    values = {**data_overrides(data), "train.epochs": epochs, **parse_overrides([*SMALL, *overrides])}
-    return make_config(None, values, dataset=data.spec)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """One torch thread: these tiny models only lose time to thread hand-offs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

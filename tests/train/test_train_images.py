@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 from safetensors.torch import save_file
+from test_train_features import one_thread  # noqa: F401  (autouse fixture)
 
 import mlfer.train.features as features_module
 from mlfer.core.config import ModelConfig, make_config
@@ -25,7 +26,6 @@ from mlfer.train.cache import CacheWarning, FeatureCache
 from mlfer.train.evaluation import evaluate_checkpoint
 from mlfer.train.features import backbone_features
 from mlfer.train.run_folder import train_runs
-from test_train_features import one_thread  # noqa: F401  (autouse fixture)
 
 TINY = {"model.backbone": "resnet18", "train.image_size": 32, "train.epochs": 1, "model.mfb_k": 2, "model.mfb_o": 32}
 PROTOTYPES = "synthetic:30?single_label=1"

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
+from test_train_features import one_thread  # noqa: F401  (autouse fixture)
 
 from mlfer.cli import main
 from mlfer.core.config import ModelConfig
 from mlfer.models.model import build_model
-from test_train_features import one_thread  # noqa: F401  (autouse fixture)
 
 
 def test_pretrained_trunk_loads_as_a_backbone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

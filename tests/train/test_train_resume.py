@@ -15,18 +15,18 @@ import pandas as pd
 import pytest
 import torch
 
+from builders import (  # noqa: F401  (one_thread: autouse fixture)
+    SMALL,
+    one_thread,
+    small_config,
+    write_features,
+)
 from mlfer.cli import main
 from mlfer.core.errors import MlferError
 from mlfer.data import load_dataset
 from mlfer.train import loop
 from mlfer.train.run_folder import train_runs
 from mlfer.train.state import LAST_DIR, Resumable, load_state, save_state, saved_epoch
-from test_train_features import (  # noqa: F401  (one_thread: autouse fixture)
-    SMALL,
-    one_thread,
-    small_config,
-    write_features,
-)
 
 EPOCHS = 12
 
