@@ -13,10 +13,10 @@ from mlfer.data.specs import KINDS, parse_spec
 
 
 def test_parse_spec_splits_kind_target_options_and_expands_presets():
-    assert parse_spec("raf-ml:/data/raf ml?binarize=0.2&labels=a%26b.txt") == (
+    assert parse_spec("raf-ml:/data/raf ml?binarize=0.2&distribution=a%26b.txt") == (
         "raf-ml",
         "/data/raf ml",
-        {"binarize": "0.2", "labels": "a&b.txt"},
+        {"binarize": "0.2", "distribution": "a&b.txt"},
     )
     assert parse_spec("ldl:x.mat?preset=jaffe&threshold=2.5") == (
         "ldl",
@@ -48,10 +48,11 @@ def test_every_documented_kind_exists():
         ("/data/faces", "unknown dataset kind '/data/faces'.*KIND:PATH", "dataset"),
         (
             "raf-ml:/d?threshold=0.2",
-            "unknown option 'threshold' for raf-ml; valid options: labels, partition, images, binarize, folds",
+            "unknown option 'threshold' for raf-ml; valid options: labels, distribution, multilabel, partition, images,"
+            " binarize, folds",
             "threshold",
         ),
-        ("raf-basic:/d?binarize=0.2", "valid options: folds", "binarize"),
+        ("raf-basic:/d?binarize=0.2", "valid options: images, folds", "binarize"),
         ("ldl:x.mat?preset=ck", "unknown preset 'ck' for ldl; valid presets: jaffe", "preset"),
         ("jaffe:/d?threshold", "needs a value", "threshold"),
         ("jaffe:/d?folds=2&folds=3", "given twice", "folds"),

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -167,6 +168,7 @@ def _jaffe(root: Path, rows: list[list[float]]) -> bytes:
 
 
 @FUZZ
+@pytest.mark.filterwarnings("ignore::mlfer.data.jaffe.UnmatchedWarning")  # damaged rows leave images unmatched
 @given(rows=ratings, data=st.data())
 def test_fuzz_jaffe_ratings(rows, data):
     with tempfile.TemporaryDirectory() as folder:
