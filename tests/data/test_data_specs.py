@@ -33,6 +33,7 @@ def test_every_documented_kind_exists():
         "raf-basic",
         "raf-compound",
         "jaffe",
+        "ferplus",
         "features",
         "ldl",
         "csv",

@@ -1,7 +1,7 @@
 """Dataset spec strings (``KIND:TARGET?option=value&...``) and :func:`load_dataset`, which reads them.
 
 One spec string names a dataset everywhere in mlfer (command line, configs, checkpoints):
-``raf-ml:DIR``, ``raf-basic:DIR``, ``raf-compound:DIR``, ``jaffe:DIR``, ``features:FILE.npz``,
+``raf-ml:DIR``, ``raf-basic:DIR``, ``raf-compound:DIR``, ``jaffe:DIR``, ``ferplus:DIR``, ``features:FILE.npz``,
 ``ldl:FILE.mat``, ``csv:FILE``, ``folder:DIR`` or ``synthetic[:N]``. Options follow a ``?``
 in URL-query style (``ldl:jaffe.mat?preset=jaffe``); values may be %-escaped. docs/formats.md
 describes every kind and option.
@@ -19,6 +19,7 @@ import numpy as np
 
 from mlfer.core.errors import MlferError
 from mlfer.data.dataset import LabelledData
+from mlfer.data.ferplus import read_ferplus
 from mlfer.data.folder import read_folder
 from mlfer.data.jaffe import read_jaffe
 from mlfer.data.ldl import read_ldl
@@ -60,6 +61,15 @@ def _flag(text: str) -> bool:
     return text.lower() in ("1", "true", "yes")
 
 
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def choose(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"expected {' or '.join(choices)}")
+        return text
+
+    return choose
+
+
 def _read_synthetic(target: str, seed: int = 0, single_label: bool = False, size: int = 128) -> LabelledData:
     """Faces generated in memory by :mod:`mlfer.data.synthetic` (``synthetic[:N]``); with
     ``single_label=1`` each face shows one basic expression (for prototypes and pretraining);
@@ -95,10 +105,14 @@ class DatasetKind:
 
 
 KINDS: dict[str, DatasetKind] = {
-    "raf-ml": DatasetKind(read_raf_ml, "folder", {"labels": str, "partition": str, "images": str, "binarize": _number}),
-    "raf-basic": DatasetKind(read_raf_basic, "folder"),
-    "raf-compound": DatasetKind(read_raf_compound, "folder"),
-    "jaffe": DatasetKind(read_jaffe, "folder", {"ratings": str, "threshold": _number}, default_folds=5),
+    "raf-ml": DatasetKind(
+        read_raf_ml,
+        "folder",
+        {"labels": str, "distribution": str, "multilabel": str, "partition": str, "images": str, "binarize": _number},
+    ),
+    "raf-basic": DatasetKind(read_raf_basic, "folder", {"images": str}),
+    "raf-compound": DatasetKind(read_raf_compound, "folder", {"images": str}),
+    "jaffe": DatasetKind(read_jaffe, "folder", {"ratings": str, "images": str, "threshold": _number}, default_folds=5),
     "ldl": DatasetKind(
         read_ldl,
         "file",
@@ -109,6 +123,16 @@ KINDS: dict[str, DatasetKind] = {
     "csv": DatasetKind(read_csv, "file"),
     "folder": DatasetKind(read_folder, "folder"),
     "synthetic": DatasetKind(_read_synthetic, "count", {"seed": _count, "single_label": _flag, "size": _count}),
+    "ferplus": DatasetKind(
+        read_ferplus,
+        "folder",
+        {
+            "min_votes": _count,
+            "view": _one_of("multi", "single"),
+            "keep_unlabelled": _flag,
+            "test": _one_of("private", "valid"),
+        },
+    ),
 }
 
 #: Options every kind accepts: ``folds=K`` gives rows without an official split K seeded folds.
@@ -187,10 +211,13 @@ def _require_images(data: LabelledData) -> None:
         )
 
 
-def _with_folds(data: LabelledData, folds: int, seed: int) -> LabelledData:
-    """Give every row a fold number 0..K-1 from a seeded shuffled K-fold split."""
+def _with_folds(data: LabelledData, folds: int, seed: int, source: Path | str) -> LabelledData:
+    """Give every row a fold number 0..K-1 from a seeded shuffled K-fold split (``source``: the target read)."""
     if data.split is not None:
         raise MlferError(f"{data.spec} has an official train/test split; folds={folds} does not apply", field="folds")
+    if len(data) < folds:
+        path = source if isinstance(source, Path) else None
+        raise MlferError(f"{data.spec} has {len(data)} rows, too few for {folds} folds", path=path, field="folds")
     fold_of_row = np.empty(len(data), dtype=np.int64)
     for number, partition in enumerate(data.partitions(folds=folds, seed=seed)):
         fold_of_row[partition.test] = number
@@ -212,11 +239,12 @@ def load_dataset(spec: str, *, folds_seed: int = 0) -> LabelledData:
     kind_name, target, options = parse_spec(spec)
     values = _convert(kind_name, options)
     folds = values.pop("folds", KINDS[kind_name].default_folds)
-    data = KINDS[kind_name].read(_check_target(kind_name, target), **values)
+    source = _check_target(kind_name, target)
+    data = KINDS[kind_name].read(source, **values)
     data.spec = spec
     _require_images(data)
     if folds is not None:
         if data.folds is not None:
             raise MlferError(f"{spec} already has a folds column; drop folds={folds}", field="folds")
-        data = _with_folds(data, int(folds), folds_seed)
+        data = _with_folds(data, int(folds), folds_seed, source)
     return data
