@@ -1,14 +1,18 @@
 """Model folders: safetensors weights plus YAML config, checked on load."""
 
+import time
+
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
+from faults import peak_memory_growth
 from mlfer.core.config import make_config
 from mlfer.core.errors import MlferError
 from mlfer.graph.label_graph import LabelGraph
 from mlfer.models.checkpoint import MODEL_FILE, load_model, save_model
 from mlfer.models.model import build_model
-from mlfer.models.nodes import packaged_word_vectors
+from mlfer.models.word_vectors import packaged_word_vectors
 
 
 @pytest.fixture()
@@ -40,7 +44,7 @@ def test_missing_and_mismatching_files_are_named(saved, tmp_path):
     (directory / "moved").rename(directory / MODEL_FILE)
     config_text = (directory / "config.yaml").read_text().replace("feature_dim: 32", "feature_dim: 48")
     (directory / "config.yaml").write_text(config_text)
-    with pytest.raises(MlferError, match="wrong shape"):
+    with pytest.raises(MlferError, match="model.feature_dim"):
         load_model(directory)
 
 
@@ -49,3 +53,78 @@ def test_corrupt_weights_are_reported(saved):
     (directory / MODEL_FILE).write_bytes(b"\x00" * 10)
     with pytest.raises(MlferError, match="cannot read the weights"):
         load_model(directory)
+
+
+def _edit_config(directory, old, new):
+    path = directory / "config.yaml"
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new))
+
+
+@pytest.mark.parametrize(
+    "old, new, field",
+    [
+        ("mfb_o: 16", "mfb_o: 500000", "model.mfb_o"),  # the issue's case: beyond any bound
+        ("mfb_o: 16", "mfb_o: 16000", "model.mfb_o"),
+        ("mfb_k: 4", "mfb_k: 64", "model.mfb_k"),
+        ("word_dim: 50", "word_dim: 4096", "model.word_dim"),
+        ("word_dim: 50", "word_dim: -3", "model.word_dim"),
+        ("feature_dim: 32", "feature_dim: 16384", "model.feature_dim"),
+        ("graph_widths: []", "graph_widths: [16384, 16384, 32]", "model.graph_widths"),
+        ("graph_widths: []", "graph_widths: [1000000000, 32]", "model.graph_widths"),
+    ],
+)
+def test_sizes_that_do_not_fit_the_weights_are_refused_before_anything_is_allocated(saved, old, new, field):
+    _, directory = saved
+    _edit_config(directory, old, new)
+    started = time.process_time()
+    error, growth = peak_memory_growth(lambda: load_model(directory))
+    seconds = time.process_time() - started
+    assert isinstance(error, MlferError), error
+    assert error.field is not None and field in str(error) and "config.yaml" in str(error), str(error)
+    assert growth < 50_000_000 and seconds < 0.5, (growth, seconds)
+
+
+def _resave(path, metadata, damage=None):
+    """Rewrite the safetensors file with other metadata (None: none at all), its data optionally damaged."""
+    state = load_file(str(path))
+    if damage is not None:
+        damage(state)
+    save_file(state, str(path), metadata=metadata)
+
+
+def _flip(state):
+    state["head.prototypes"][0, 0] += 1.0
+
+
+@pytest.mark.parametrize(
+    "metadata, damage",
+    [
+        (None, None),
+        (None, _flip),
+        ({"format": "mlfer"}, _flip),
+        ({"format": "mlfer", "sha25X": "0" * 64}, _flip),
+        ({"format": "mlfer", "sha256": ""}, None),
+        ({"format": "mlfer", "sha256": "0" * 64}, None),
+    ],
+)
+def test_weights_without_their_checksum_are_refused_unless_trusted(saved, metadata, damage):
+    model, directory = saved
+    _resave(directory / MODEL_FILE, metadata, damage)
+    with pytest.raises(MlferError, match="checksum") as caught:
+        load_model(directory)
+    assert MODEL_FILE in str(caught.value)
+    if metadata is not None and metadata.get("sha256"):
+        return  # a checksum that does not match is never trusted
+    loaded = load_model(directory, trust_unverified=True)
+    features = torch.randn(3, 32)
+    if damage is None:
+        torch.testing.assert_close(loaded(features), model(features))
+
+
+def test_a_checksum_that_does_not_match_is_refused_even_when_trusting(saved):
+    _, directory = saved
+    metadata = {"format": "mlfer", "sha256": "1" * 64}
+    _resave(directory / MODEL_FILE, metadata)
+    with pytest.raises(MlferError, match="checksum"):
+        load_model(directory, trust_unverified=True)

@@ -8,9 +8,12 @@ from safetensors.torch import save_file
 from mlfer.core.config import ModelConfig
 from mlfer.core.errors import MlferError
 from mlfer.graph.label_graph import LabelGraph
-from mlfer.models.model import HEADS, build_model, count_parameters
+from mlfer.models.heads import head_class, head_names
+from mlfer.models.heads.graph import GraphHead
+from mlfer.models.model import build_model, count_parameters
 
 FEATURE_DIM = 64
+GRAPH_HEADS = [name for name in head_names() if issubclass(head_class(name), GraphHead)]
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +35,13 @@ def make(head: str, graph_inputs, backbone: str = "identity", **settings) -> tor
         mfb_o=16,
         **settings,
     )
-    adjacency = graph.mlgcn_adjacency(config.p) if head == "svml-gcn" else graph.relation_adjacency()
+    adjacency = head_class(head).graph_adjacency(graph, config)
     if backbone != "identity":
         prototypes = np.random.default_rng(1).normal(size=(6, config.out_features))
     return build_model(config, adjacency, words, prototypes)
 
 
-@pytest.mark.parametrize("head", HEADS)
+@pytest.mark.parametrize("head", head_names())
 def test_forward_backward_reaches_every_parameter(head, graph_inputs):
     torch.manual_seed(0)
     model = make(head, graph_inputs)
@@ -60,7 +63,7 @@ def test_forward_backward_reaches_every_parameter(head, graph_inputs):
         assert "fusion" not in names and "layers" in names
 
 
-@pytest.mark.parametrize("head", HEADS[1:])
+@pytest.mark.parametrize("head", GRAPH_HEADS)
 def test_graph_head_logits_are_classifier_times_features(head, graph_inputs):
     model = make(head, graph_inputs).eval()
     features = torch.randn(5, FEATURE_DIM)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mlfer.core.config import PRESETS, RunConfig, make_config, parse_overrides
-from mlfer.data import LabelledData, load_dataset
-from mlfer.models.model import HEADS
-from mlfer.runtime.distributed import is_main, process_group
-from mlfer.train.run_folder import train_runs
-from mlfer.train.run_model import data_overrides
+from mlfer.core.config import BOUNDS, PRESETS, RunConfig, make_config, parse_overrides
+
+if TYPE_CHECKING:
+    from mlfer.data import LabelledData
 
 
 def seed_list(text: str) -> list[int]:
@@ -21,6 +20,9 @@ def seed_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
     if not seeds:
         raise argparse.ArgumentTypeError("give at least one seed")
+    least, most = BOUNDS["train.seed"]
+    if not all(least <= seed <= most for seed in seeds):
+        raise argparse.ArgumentTypeError(f"seeds must lie between {least} and {most}")
     return seeds
 
 
@@ -64,13 +66,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "models, graph, per-epoch history, metrics (mean and std over runs) and environment to --out. "
         "See docs/training.md.",
     )
-    parser.add_argument("--model", required=True, choices=HEADS, help="the classifier head")
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="HEAD",
+        help="the classifier head: svml-rgcn (the paper's), baseline, svml-gcn, sml-rgcn, vml-rgcn, "
+        "or another registered one",
+    )
     add_run_arguments(parser)
     parser.set_defaults(handler=run)
 
 
 def resolve_config(args: argparse.Namespace, data: LabelledData, head: str) -> RunConfig:
     """The run config of ``add_run_arguments``'s options for one head."""
+    from mlfer.train.run_model import data_overrides
+
     overrides = {**data_overrides(data), "model.head": head, **parse_overrides(args.set)}
     if args.deterministic:
         overrides["train.deterministic"] = True
@@ -81,6 +91,14 @@ def resolve_config(args: argparse.Namespace, data: LabelledData, head: str) -> R
 
 def run(args: argparse.Namespace) -> int:
     """Resolve the config, train every run (under torchrun, every process together), print the summary table."""
+    from mlfer.data import load_dataset
+    from mlfer.models.heads import head_class  # torch: imported when the command runs
+    from mlfer.runtime.distributed import is_main, process_group
+    from mlfer.train.loop import enable_huge_pages
+    from mlfer.train.run_folder import train_runs
+
+    enable_huge_pages()
+    head_class(args.model)  # an unknown head is refused before the data are read
     data = load_dataset(args.dataset)
     config = resolve_config(args, data, args.model)
     seeds = args.seeds or [config.train.seed]

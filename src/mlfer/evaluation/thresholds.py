@@ -129,9 +129,12 @@ def load_thresholds(directory: str | Path) -> np.ndarray:
 
 
 def choose_thresholds(kind: str, checkpoint: str | Path) -> np.ndarray:
-    """``"default"`` (0.5 each) or ``"tuned"`` (the checkpoint's ``thresholds.json``)."""
+    """``"default"`` (0.5 each), ``"tuned"`` (the checkpoint's ``thresholds.json``, which must
+    exist) or ``"auto"`` (the tuned ones where the checkpoint has them, else the default)."""
+    if kind == "auto":
+        kind = "tuned" if (Path(checkpoint) / THRESHOLDS_FILE).is_file() else "default"
     if kind == "default":
         return default_thresholds()
     if kind == "tuned":
         return load_thresholds(checkpoint)
-    raise MlferError(f"unknown thresholds {kind!r}; choose default or tuned", field="--thresholds")
+    raise MlferError(f"unknown thresholds {kind!r}; choose default, tuned or auto", field="thresholds")

@@ -20,16 +20,9 @@ from mlfer.core.fileio import atomic_path, write_text_atomic
 from mlfer.data import LabelledData, load_dataset
 from mlfer.evaluation.metrics import METRIC_NAMES
 from mlfer.evaluation.report import comparison_frame, comparison_markdown, heading
+from mlfer.experiments.settings import ABLATION_MODELS
+from mlfer.models.heads import head_class
 from mlfer.train.run_folder import TrainingResults, train_runs
-
-#: The rows of the paper's Tables 2 and 3, in their order.
-ABLATION_MODELS: tuple[str, ...] = ("baseline", "svml-gcn", "sml-rgcn", "vml-rgcn", "svml-rgcn")
-#: The values of section 4.3.2 ("Effect of different thresholds", "Effect of R-GCN layers").
-PAPER_SWEEPS: dict[str, tuple[float, ...]] = {
-    "t1": (1e-6, 0.05, 0.1, 0.15, 0.2, 0.25),
-    "t2": (0.25, 0.3, 0.35, 0.4, 0.45, 0.5),
-    "layers": (1, 2, 3),
-}
 
 
 def summary_of(results: TrainingResults) -> dict[str, dict[str, float]]:
@@ -59,6 +52,8 @@ def compare_models(
     Returns the comparison frame (mean and std per metric, one row per model) and each
     model's training results.
     """
+    for model in models:
+        head_class(model)  # an unknown head is refused before the data are read
     out_dir = Path(out_dir)
     data = data if data is not None else load_dataset(config.dataset)
     results = {

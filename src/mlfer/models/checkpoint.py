@@ -7,16 +7,20 @@ a damaged file is refused rather than used. ``mlfer.load(DIR)`` is :func:`load_m
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from mlfer.core.config import RunConfig, load_config, save_config
+from mlfer.core.config import ModelConfig, RunConfig, load_config, save_config
 from mlfer.core.errors import MlferError
 from mlfer.core.fileio import atomic_path
-from mlfer.models.model import MultiLabelModel, build_model, load_state_checked
+from mlfer.models.backbones import load_state_checked
+from mlfer.models.model import MultiLabelModel, build_model
+from mlfer.models.preprocessing import Preprocessing
 from mlfer.runtime.hashing import state_sha256
 
 MODEL_FILE = "model.safetensors"
@@ -34,8 +38,23 @@ def save_model(model: MultiLabelModel, config: RunConfig, directory: str | Path)
         save_file(state, str(temporary), metadata=metadata)
 
 
-def load_model(directory: str | Path, device: str | torch.device = "cpu") -> MultiLabelModel:
-    """Rebuild a saved model in eval mode; a missing, damaged or mismatching file is named."""
+def load_model(
+    directory: str | Path,
+    device: str | torch.device = "cpu",
+    thresholds: str = "auto",
+    *,
+    trust_unverified: bool = False,
+) -> MultiLabelModel:
+    """Rebuild a saved model in eval mode; a missing, damaged or mismatching file is named.
+
+    ``model.preprocessing`` comes from the folder (:meth:`Preprocessing.from_folder`): the
+    face size of ``config.yaml`` and the ``thresholds`` (``"auto"``: ``thresholds.json``
+    where the folder has one, else 0.5 each; ``"tuned"``; ``"default"``).
+
+    The weights file is checked before anything is built (:func:`check_weights_header`): a
+    file without its checksum is refused unless ``trust_unverified`` (a checksum that is
+    there must always match), and one whose shapes do not fit ``config.yaml`` is refused.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise MlferError("checkpoint folder not found", path=directory)
@@ -43,6 +62,7 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> Mul
         if not (directory / name).is_file():
             raise MlferError(f"checkpoint folder has no {name}", path=directory)
     config = load_config(directory / CONFIG_FILE)
+    check_weights_header(config.model, directory, trust_unverified)
     model = build_model(config.model, load_backbone_weights=False)
     try:
         with safe_open(str(directory / MODEL_FILE), framework="pt") as handle:
@@ -50,7 +70,57 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> Mul
             state = {key: handle.get_tensor(key) for key in handle.keys()}
     except (SafetensorError, OSError) as error:
         raise MlferError(f"cannot read the weights ({error})", path=directory / MODEL_FILE) from error
-    if recorded is not None and recorded != state_sha256(state):
+    if recorded and recorded != state_sha256(state):
         raise MlferError("the weights do not match their checksum: the file is damaged", path=directory / MODEL_FILE)
     load_state_checked(model, state, directory / MODEL_FILE, f"weights do not match {CONFIG_FILE}")
+    model.preprocessing = Preprocessing.from_folder(directory, config, thresholds)
     return model.to(device).eval()
+
+
+#: The setting that gives the shape of each stored head tensor (by name prefix; D is the
+#: backbone's feature size, ``model.feature_dim`` for the identity backbone).
+_SHAPED_BY: dict[str, str] = {
+    "head.word_vectors": "model.word_dim",
+    "head.prototypes": "D",
+    "head.linear": "D",
+    "head.fusion": "model.mfb_k, model.mfb_o",
+    "head.layers": "model.graph_widths",
+}
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def check_weights_header(config: ModelConfig, directory: Path, trust_unverified: bool = False) -> None:
+    """Check ``model.safetensors`` against its checksum rule and ``config.yaml``, reading only its header.
+
+    Refuses a file whose metadata carries no SHA-256 of its tensors (unless
+    ``trust_unverified``), and any head tensor whose shape differs from the one the config
+    implies, naming the setting. The expected shapes come from the head built on the meta
+    device (no memory), so a folder whose config asks for huge sizes is refused at once.
+    """
+    path = directory / MODEL_FILE
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            recorded = (handle.metadata() or {}).get("sha256", "")
+            stored = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    except (SafetensorError, OSError) as error:
+        raise MlferError(f"cannot read the weights ({error})", path=path) from error
+    if not _SHA256.fullmatch(recorded) and not trust_unverified:
+        raise MlferError(
+            "the weights carry no checksum (sha256 in their metadata), so damage cannot be detected; "
+            "if you trust this file, load it with trust_unverified=True (--trust-unverified-weights)",
+            path=path,
+        )
+    head_only = dataclasses.replace(config, backbone="identity", feature_dim=config.out_features)
+    with torch.device("meta"):
+        expected = build_model(head_only, load_backbone_weights=False).state_dict()
+    for key, tensor in expected.items():
+        if stored.get(key) != tuple(tensor.shape):
+            setting = next((name for prefix, name in _SHAPED_BY.items() if key.startswith(prefix)), "model.head")
+            if setting == "D":
+                setting = "model.feature_dim" if config.backbone == "identity" else "model.backbone"
+            found = "no such tensor" if key not in stored else f"shape {list(stored[key])}"
+            raise MlferError(
+                f"{MODEL_FILE} holds {found} for {key}, but these settings give shape {list(tensor.shape)}",
+                path=directory / CONFIG_FILE,
+                field=setting,
+            )

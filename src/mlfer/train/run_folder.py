@@ -9,6 +9,7 @@ run's nine metrics, their ``mean`` and ``std``). The first run's ``model.safeten
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -23,12 +24,14 @@ import torch
 
 from mlfer.core.config import RunConfig, config_to_dict, load_config, save_config
 from mlfer.core.errors import MlferError
-from mlfer.core.fileio import atomic_path, write_text_atomic
+from mlfer.core.fileio import atomic_path, folder_lock, write_text_atomic
 from mlfer.data import LabelledData, load_dataset
 from mlfer.evaluation.metrics import METRIC_NAMES
+from mlfer.graph.drawing import draw_graph
 from mlfer.graph.label_graph import LabelGraph
+from mlfer.models.backbones import build_backbone
 from mlfer.models.checkpoint import CONFIG_FILE, MODEL_FILE
-from mlfer.models.model import build_backbone
+from mlfer.models.heads import head_class
 from mlfer.runtime.distributed import agree, is_main, on_main, world_size
 from mlfer.runtime.reproduce import environment_info, resolve_device, seed_everything
 from mlfer.train.cache import FeatureCache, default_cache_dir
@@ -191,7 +194,7 @@ def _draw_graph(graph: LabelGraph, path: Path) -> None:
     """``graph.png``, drawn beside ``path`` and renamed onto it (never half written)."""
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".graph-") as folder:
         drawing = Path(folder) / path.name
-        graph.draw(drawing)
+        draw_graph(graph, drawing)
         os.replace(drawing, path)
 
 
@@ -226,7 +229,8 @@ def train_runs(
 
     Folds are drawn once (the dataset's own folds, or a K-fold split with seed 0) and shared
     by every seed and model, so runs compare pairwise. With ``resume``, finished runs are read
-    back and unfinished ones continue from their last epoch.
+    back and unfinished ones continue from their last epoch. ``out_dir`` is locked while the
+    runs go on (:func:`~mlfer.core.fileio.folder_lock`): a second run on it is refused.
 
     Args:
         config: the resolved run config (see :func:`mlfer.core.config.make_config` and
@@ -240,6 +244,7 @@ def train_runs(
     """
     if not seeds:
         raise MlferError("give at least one seed", field="seeds")
+    head_class(config.model.head)  # an unknown head is refused before the data are read
     out_dir = Path(out_dir)
     data = data if data is not None else load_dataset(config.dataset)
     check_fits(config, data)
@@ -251,10 +256,12 @@ def train_runs(
         environment = {**environment_info(list(seeds), config.train.deterministic, device), "processes": world_size()}
         write_text_atomic(out_dir / ENVIRONMENT_FILE, json.dumps(environment, indent=2) + "\n")
 
-    on_main(prepare)
-    cache = None if data.is_features else FeatureCache(cache_dir or default_cache_dir())
-    runs = [run for seed in seeds for run in _run_seed(config, data, seed, out_dir, cache, device, progress)]
-    results = TrainingResults(runs)
-    if is_main():
-        _write_outputs(results, out_dir)
+    with contextlib.ExitStack() as held:
+        on_main(lambda: held.enter_context(folder_lock(out_dir)))  # one run at a time in a folder
+        on_main(prepare)
+        cache = None if data.is_features else FeatureCache(cache_dir or default_cache_dir())
+        runs = [run for seed in seeds for run in _run_seed(config, data, seed, out_dir, cache, device, progress)]
+        results = TrainingResults(runs)
+        if is_main():
+            _write_outputs(results, out_dir)
     return results

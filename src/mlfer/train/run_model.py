@@ -15,10 +15,13 @@ from torch import nn
 from mlfer.core.config import RunConfig
 from mlfer.core.errors import MlferError
 from mlfer.core.expressions import EXPRESSIONS
-from mlfer.data.dataset import LabelledData
+from mlfer.data.dataset import LabelledData, single_label_rows
 from mlfer.graph.label_graph import LabelGraph
-from mlfer.models.model import MultiLabelModel, build_model, uses_prototypes
-from mlfer.models.nodes import visual_prototypes, word_vectors
+from mlfer.models.heads import head_class
+from mlfer.models.model import MultiLabelModel, build_model
+from mlfer.models.nodes import visual_prototypes
+from mlfer.models.preprocessing import Preprocessing
+from mlfer.models.word_vectors import word_vectors
 
 #: Features (N, D) and 0/1 labels (N, C) of the rows the visual prototypes are averaged over.
 PrototypeSource = Callable[[], tuple[torch.Tensor, np.ndarray]]
@@ -65,11 +68,6 @@ def with_seed(config: RunConfig, seed: int) -> RunConfig:
     return dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
 
 
-def single_label_rows(labels: np.ndarray) -> np.ndarray:
-    """Indices of the rows with exactly one label."""
-    return np.flatnonzero(np.asarray(labels).sum(axis=1) == 1)
-
-
 def prototypes_with_fallback(features: torch.Tensor, labels: np.ndarray) -> torch.Tensor:
     """The visual prototypes of eq. 5, mean features of each class's single-label rows.
 
@@ -81,15 +79,15 @@ def prototypes_with_fallback(features: torch.Tensor, labels: np.ndarray) -> torc
         labels: (N, C) 0/1 labels.
     """
     labels = np.asarray(labels)
-    single = labels.sum(axis=1) == 1
-    missing = [c for c in range(labels.shape[1]) if not (single & (labels[:, c] == 1)).any()]
+    single = single_label_rows(labels)
+    missing = [c for c in range(labels.shape[1]) if not (labels[single, c] == 1).any()]
     if not missing:
         return visual_prototypes(features, labels)
     names = ", ".join(EXPRESSIONS[c] for c in missing)
     warnings.warn(
         f"no single-label row for {names}: its visual prototype is the mean of the rows that carry it", stacklevel=2
     )
-    rows = [np.flatnonzero(single), *(np.flatnonzero(labels[:, c] == 1) for c in missing)]
+    rows = [single, *(np.flatnonzero(labels[:, c] == 1) for c in missing)]
     one_hot = [
         labels[single],
         *(np.eye(labels.shape[1], dtype=labels.dtype)[[c] * len(r)] for c, r in zip(missing, rows[1:])),
@@ -116,9 +114,13 @@ def build_run_model(
     """
     model_config = config.model
     graph = LabelGraph.from_labels(train_labels, model_config.t1, model_config.t2)
-    adjacency = graph.mlgcn_adjacency(model_config.p) if model_config.head == "svml-gcn" else graph.relation_adjacency()
-    visual = prototypes_with_fallback(*prototypes()) if uses_prototypes(model_config.head) else None
-    model = build_model(model_config, adjacency, vectors, visual, load_backbone_weights=backbone is None)
+    head = head_class(model_config.head)
+    adjacency = head.graph_adjacency(graph, model_config)
+    visual = prototypes_with_fallback(*prototypes()) if head.uses_prototypes else None
+    preprocessing = Preprocessing(image_size=config.train.image_size)
+    model = build_model(
+        model_config, adjacency, vectors, visual, load_backbone_weights=backbone is None, preprocessing=preprocessing
+    )
     if backbone is not None:
         model.backbone.load_state_dict(backbone.state_dict())
     return model, graph

@@ -1,0 +1,78 @@
+"""What a model's input is: the face size, channels and normalisation, and its decision thresholds.
+
+A model carries its :class:`Preprocessing` (``model.preprocessing``), so that
+``Recognizer(mlfer.load(DIR))`` needs nothing by hand. A model folder holds it already:
+``train.image_size`` in ``config.yaml`` and the tuned ``thresholds.json`` where there is one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mlfer.core.config import RunConfig
+from mlfer.core.errors import MlferError
+from mlfer.core.expressions import NUM_EXPRESSIONS
+from mlfer.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_batch
+from mlfer.evaluation.thresholds import DEFAULT_THRESHOLD, as_thresholds, choose_thresholds
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How faces become a model's input batch, and the thresholds that name its predictions.
+
+    An aligned RGB face is resized to ``image_size`` x ``image_size``, scaled to [0, 1] and
+    normalised per channel, ``x' = (x - mean) / std``.
+
+    Args:
+        image_size: side of the square aligned face (a model folder's ``train.image_size``;
+            224, the paper's, for a model built in memory).
+        channels: colour channels of the input; faces are read as RGB, so 3.
+        mean, std: per-channel normalisation (ImageNet's, which the backbones start from).
+        thresholds: six per-expression decision thresholds in RAF order (0.5 each by default).
+    """
+
+    image_size: int = 224
+    channels: int = 3
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    thresholds: tuple[float, ...] = (DEFAULT_THRESHOLD,) * NUM_EXPRESSIONS
+
+    def __post_init__(self) -> None:
+        if self.image_size < 1:
+            raise MlferError(f"must be at least 1, got {self.image_size}", field="image_size")
+        if self.channels != 3:
+            raise MlferError(f"faces are read as RGB: channels must be 3, got {self.channels}", field="channels")
+        for name in ("mean", "std"):
+            values = tuple(float(value) for value in getattr(self, name))
+            if len(values) != self.channels:
+                raise MlferError(f"expected {self.channels} values (one per channel), got {values}", field=name)
+            object.__setattr__(self, name, values)
+        if not all(value > 0 for value in self.std):
+            raise MlferError(f"must be positive, got {self.std}", field="std")
+        object.__setattr__(self, "thresholds", tuple(as_thresholds(self.thresholds).tolist()))
+
+    @classmethod
+    def from_folder(cls, directory: str | Path, config: RunConfig, thresholds: str = "auto") -> Preprocessing:
+        """The preprocessing of a model folder: its ``train.image_size``, and its thresholds.
+
+        Args:
+            directory: the model folder.
+            config: its ``config.yaml``.
+            thresholds: ``"auto"`` (the folder's ``thresholds.json`` where it has one, else
+                0.5 each), ``"tuned"`` (``thresholds.json``, which must exist) or ``"default"``.
+        """
+        values = tuple(choose_thresholds(thresholds, directory).tolist())
+        return cls(image_size=config.train.image_size, thresholds=values)
+
+    def threshold_array(self) -> np.ndarray:
+        """The thresholds as a (6,) float array, RAF order."""
+        return np.asarray(self.thresholds, dtype=np.float64)
+
+    def batch(self, faces: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
+        """Aligned RGB uint8 faces (each H x W x 3) as the model's input, N x 3 x size x size."""
+        return eval_batch(faces, self.image_size, self.mean, self.std)
