@@ -1,6 +1,6 @@
 """Measurement: does a model's Grad-CAM fall on the action units of the expressions present?
 
-Scores each checkpoint with :mod:`mlfer.experiments.localisation` (density ratio of Grad-CAM heat on
+Scores each checkpoint with ``bench/localisation.py`` (density ratio of Grad-CAM heat on
 the expression's action-unit boxes over the rest of the face, and the pointing game), as
 trained and with its weights drawn afresh (the untrained control), at each ``--layer``.
 The faces are drawn with ``--seed`` (by default one the demo does not train on) at the
@@ -8,8 +8,10 @@ checkpoint's input size, with label sets in RAF-ML's proportions (``--single-lab
 expression per face).
 
 ``--detector`` also trains and measures the reference model whose maps should localise
-(:func:`mlfer.experiments.localisation.train_expression_detector`: each expression told from a neutral
-face; about 100 s), the one the test suite checks.
+(:func:`localisation.train_expression_detector`: each expression told from a neutral face;
+about 100 s); with ``--check`` the script fails unless its maps at layer3 localise as
+docs/predict.md states (:func:`localisation.localisation_failures`): run
+``python bench/gradcam_localisation.py --detector --single-label --layer layer3 --check``.
 
 Run ``python bench/gradcam_localisation.py --checkpoint mlfer-demo/baseline --checkpoint
 mlfer-demo/svml-rgcn --detector --single-label --layer layer3 --layer layer4 --write`` for
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import sys
 import tempfile
 from pathlib import Path
 
@@ -27,19 +30,27 @@ import pandas as pd
 import torch
 
 from benchdoc import write_section
-from mlfer.core.config import ModelConfig, RunConfig, TrainConfig, load_config
+from localisation import (
+    localisation_failures,
+    measure,
+    reinitialise,
+    summary,
+    train_expression_detector,
+)
+from mlfer.core.config import RESNET_BLOCKS, ModelConfig, RunConfig, TrainConfig, load_config
 from mlfer.core.expressions import EXPRESSIONS
 from mlfer.data.synthetic import SyntheticFaces, generate_faces
 from mlfer.data.transforms import eval_batch
-from mlfer.experiments.localisation import measure, reinitialise, summary, train_expression_detector
-from mlfer.inference.explain import CAM_LAYERS
 from mlfer.models.checkpoint import load_model, save_model
 from mlfer.models.model import MultiLabelModel, build_model
+from mlfer.train.loop import enable_huge_pages
 
 #: Seed of the measured faces: the demo draws its faces with seeds 0 to 5.
 DEFAULT_SEED = 1000
 #: Input size of the reference detector (``--detector``).
 DETECTOR_SIZE = 64
+#: Title of the reference detector's tables.
+DETECTOR_TITLE = "reference detector (`train_expression_detector()`)"
 
 
 def markdown(title: str, trained: pd.DataFrame, untrained: pd.DataFrame) -> str:
@@ -67,13 +78,12 @@ def _pair(first: float, second: float, count: bool) -> str:
     return f"{show(first)} / {show(second)}"
 
 
-def measured_table(
-    title: str, model: MultiLabelModel, faces: SyntheticFaces, images: torch.Tensor, layer: str, seed: int
-) -> str:
-    """The markdown table of ``model`` as given and re-initialised with ``seed`` (in place)."""
-    trained = summary(measure(model, faces, images, layer))
-    untrained = summary(measure(reinitialise(model, seed), faces, images, layer))
-    return markdown(title, trained, untrained)
+def trained_and_untrained(
+    model: MultiLabelModel, faces: SyntheticFaces, images: torch.Tensor, layer: str, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The scores of ``model`` as given and re-initialised with ``seed`` (in place)."""
+    trained = measure(model, faces, images, layer)
+    return trained, measure(reinitialise(model, seed), faces, images, layer)
 
 
 def smoke_checkpoint(folder: Path) -> Path:
@@ -94,13 +104,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--layer",
         action="append",
-        choices=CAM_LAYERS,
+        choices=RESNET_BLOCKS,
         help="the block Grad-CAM is taken at (repeatable; default layer4)",
     )
     parser.add_argument("--detector", action="store_true", help="also train and measure the reference detector")
-    parser.add_argument("--smoke", action="store_true", help="an untrained ResNet18 on a few faces, for the tests")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit with status 1 unless the detector's maps at layer3 localise (with --detector --single-label)",
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="an untrained ResNet18 (and a tiny detector) on a few faces, for the tests"
+    )
     parser.add_argument("--write", action="store_true", help="write the tables to docs/benchmarks.md")
     args = parser.parse_args(argv)
+    layers = args.layer or ["layer4"]
+    if args.check and not (args.detector and args.single_label and "layer3" in layers):
+        parser.error("--check needs --detector, --single-label and --layer layer3")
+    enable_huge_pages()
     with tempfile.TemporaryDirectory() as scratch:
         checkpoints = [str(smoke_checkpoint(Path(scratch) / "smoke"))] if args.smoke else args.checkpoint
         if not checkpoints and not args.detector:
@@ -114,20 +135,24 @@ def main(argv: list[str] | None = None) -> int:
             for checkpoint in checkpoints
         ]
         if args.detector:
-            detector = train_expression_detector(size=DETECTOR_SIZE)
-            models.append(
-                ("reference detector (`train_expression_detector()`)", lambda: copy.deepcopy(detector), DETECTOR_SIZE)
-            )
-        tables, inputs = [], {}
+            if args.smoke:  # 16 training faces, 8 test faces, one epoch
+                detector = train_expression_detector(24, DETECTOR_SIZE, epochs=1, threads=1, test_rows=8)
+            else:
+                detector = train_expression_detector(size=DETECTOR_SIZE)
+            models.append((DETECTOR_TITLE, lambda: copy.deepcopy(detector), DETECTOR_SIZE))
+        tables, inputs, failures = [], {}, []
         for title, load, size in models:
             if size not in inputs:
                 faces = generate_faces(
                     8 if args.smoke else args.faces, seed=args.seed, size=size, single_label=args.single_label
                 )
                 inputs[size] = faces, eval_batch(faces.images, size)
-            for layer in args.layer or ["layer4"]:
-                tables.append(measured_table(f"{title}, Grad-CAM at {layer}", load(), *inputs[size], layer, args.seed))
+            for layer in layers:
+                trained, untrained = trained_and_untrained(load(), *inputs[size], layer, args.seed)
+                tables.append(markdown(f"{title}, Grad-CAM at {layer}", summary(trained), summary(untrained)))
                 print(tables[-1], flush=True)
+                if args.check and title == DETECTOR_TITLE and layer == "layer3":
+                    failures = localisation_failures(trained, untrained, len(inputs[size][0].labels))
     if args.write:
         kind = "one expression each" if args.single_label else "label sets in RAF-ML's proportions"
         intro = (
@@ -141,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
             "share of the face. Untrained: the same model with its weights drawn afresh."
         )
         write_section("Grad-CAM localisation", intro + "\n\n" + "\n\n".join(tables))
+    if failures:
+        print("the reference detector's maps at layer3 do not localise: " + "; ".join(failures), file=sys.stderr)
+        return 1
     return 0
 
 

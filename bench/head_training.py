@@ -35,8 +35,9 @@ from mlfer.cli import main as mlfer_main
 from mlfer.core.config import RunConfig, make_config
 from mlfer.core.errors import MlferError
 from mlfer.models.model import count_parameters
-from mlfer.models.nodes import LABEL_WORDS
+from mlfer.models.word_vectors import LABEL_WORDS
 from mlfer.train.fitting import FeatureSet, train_on_features
+from mlfer.train.loop import enable_huge_pages
 from mlfer.train.run_model import build_run_model, with_word_vectors
 
 #: Rows and dimensions: RAF-ML's training and test split, ResNet50 features, 300-d GloVe.
@@ -51,10 +52,12 @@ graph layers see six nodes, so every weight matrix meets a 6-row input: the matr
 are skinny and, like Adam, bound by memory traffic rather than arithmetic.
 
 Each step's gradients are fresh tensors as large as the head (114 MB). The kernel used to
-fault them in 4 kB pages one at a time, about half the time of the backward pass;
-`mlfer.train.loop` now sets `THP_MEM_ALLOC_ENABLE=1` (unless it is already set) so that
-PyTorch's CPU allocator backs allocations of 2 MB and more with transparent huge pages.
-The page faults per step above show it; `THP_MEM_ALLOC_ENABLE=0 python bench/head_training.py`
+fault them in 4 kB pages one at a time, about half the time of the backward pass; the
+training commands and the benchmarks start with `mlfer.train.loop.enable_huge_pages()`,
+which sets `THP_MEM_ALLOC_ENABLE=1` (unless it is already set) so that PyTorch's CPU
+allocator backs allocations of 2 MB and more with transparent huge pages (PyTorch reads the
+variable once, at the process's first tensor allocation). The page faults per step above
+show it; `THP_MEM_ALLOC_ENABLE=0 python bench/head_training.py`
 times the engine without it (in this project's runs at the same load: 306 ms against 247 ms a
 step, 1.60 against 1.32 times the bound). Tried and left out: `torch.compile` of the head
 (no gain beyond this machine's noise, 30 s of compiling).
@@ -231,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full", action="store_true", help="also run the whole 80-epoch schedule with mlfer train")
     parser.add_argument("--write", action="store_true", help="write the table to docs/benchmarks.md")
     args = parser.parse_args(argv)
+    enable_huge_pages()
     if args.threads:
         torch.set_num_threads(args.threads)
     sizes = Sizes(**(SMOKE_SIZE if args.smoke else FULL_SIZE))

@@ -366,8 +366,8 @@ def main(argv: list[str] | None = None) -> int:
                     "helper process (`os.wait4`). The growth is "
                     "measured with a ResNet18 at a small input size, where detection dominates, so that 2,000 photos "
                     "fit in minutes on this machine; the paper's ResNet50 at 224 x 224 gives the size of the peak. "
-                    "Of that peak, importing "
-                    "`mlfer.cli.predict` alone takes about 1.1 GiB (`/usr/bin/time -v`, measured apart: torch's "
+                    "Of that peak, importing the library `mlfer predict` runs (torch) alone takes about 1.1 GiB "
+                    "(`/usr/bin/time -v`, measured apart: torch's "
                     "CUDA build maps cuBLAS, NVRTC and nvJitLink even on the CPU):",
                     memory,
                 ]

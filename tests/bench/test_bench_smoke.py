@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -165,21 +166,54 @@ def test_predict_smoke(bench: None, shared_data: Path, capsys: pytest.CaptureFix
 def test_gradcam_localisation_smoke(bench: None, capsys: pytest.CaptureFixture[str]) -> None:
     import gradcam_localisation
 
-    assert gradcam_localisation.main(["--smoke", "--layer", "layer3", "--layer", "layer4"]) == 0
-    output = capsys.readouterr().out
-    cells = table_value(output, "all").split(" | ")[:5]
-    scored, probability, ratio, above, hits = (cell.split(" / ") for cell in cells)
-    assert int(scored[0]) > 0 and int(scored[1]) > 0
-    assert all(0 <= float(value) <= 1 for value in [*probability, *above, *hits])
-    assert all(float(value) > 0 for value in ratio)
+    status = gradcam_localisation.main(
+        ["--smoke", "--detector", "--single-label", "--layer", "layer3", "--layer", "layer4", "--check"]
+    )
+    output, errors = capsys.readouterr()
+    titles = re.findall(r"^(.+), Grad-CAM at (layer\d):$", output, re.MULTILINE)
+    assert [layer for _, layer in titles] == ["layer3", "layer4"] * 2
+    assert titles[-1][0] == gradcam_localisation.DETECTOR_TITLE
+    for row in re.findall(r"^\| all \| (.+) \|$", output, re.MULTILINE):
+        scored, probability, ratio, above, hits = (cell.split(" / ") for cell in row.split(" | ")[:5])
+        assert int(scored[0]) > 0 and int(scored[1]) > 0
+        assert all(0 <= float(value) <= 1 for value in [*probability, *above, *hits])
+        assert all(float(value) > 0 for value in ratio)
+    # A detector trained on 16 faces for one epoch need not localise; --check says so by its status.
+    assert status == (1 if errors else 0)
+    assert not errors or errors.startswith("the reference detector's maps at layer3 do not localise: ")
 
 
-def test_localisation_scores_a_map_on_the_expressions_boxes() -> None:
+def test_the_localisation_check_names_each_miss(bench: None) -> None:
+    """The reference detector's expected result (docs/predict.md), checked on made-up scores:
+    a model whose maps localise passes; each way of falling short is named."""
+    from localisation import SCORE_COLUMNS, localisation_failures
+
+    def scores(ratios: list[float], probability: float) -> pd.DataFrame:
+        rows = [("fear", ratio, True, 0.5, probability) for ratio in ratios]
+        return pd.DataFrame(rows, columns=SCORE_COLUMNS)
+
+    untrained = scores([0.9] * 55 + [1.1] * 45, 0.5)
+    assert localisation_failures(scores([0.9] * 30 + [1.2] * 70, 0.9), untrained, 100) == []
+    assert localisation_failures(scores([0.9] * 30 + [1.2] * 70, 0.9), untrained, 130) == ["100 of 130 faces scored"]
+    assert localisation_failures(scores([0.9] * 30 + [1.2] * 70, 0.4), untrained, 100) == [
+        "mean probability 0.40, not above untrained 0.50"
+    ]
+    assert localisation_failures(scores([0.9] * 42 + [1.2] * 58, 0.9), untrained, 100) == [
+        "58% of the maps denser on the expression's regions",
+        "58% denser against 45% untrained",
+    ]
+    assert localisation_failures(scores([0.9] * 30 + [1.03] * 70, 0.9), untrained, 100) == ["median ratio 1.03"]
+    assert localisation_failures(scores([0.9] * 30 + [1.2] * 70, 0.9), scores([1.1] * 100, 0.5), 100) == [
+        "70% denser against 100% untrained"
+    ]
+
+
+def test_localisation_scores_a_map_on_the_expressions_boxes(bench: None) -> None:
     """A map that is hot exactly on an expression's boxes scores a high ratio and a pointing
     hit; the same map read for another present expression whose boxes it misses does not."""
+    from localisation import localisation_scores
     from mlfer.core.expressions import EXPRESSIONS
     from mlfer.data.synthetic import render_faces
-    from mlfer.experiments.localisation import localisation_scores
 
     labels = np.array([[0, 0, 0, 1, 0, 1]])  # happiness and anger: disjoint action units
     faces = render_faces(labels, seed=0, size=64)
@@ -191,3 +225,11 @@ def test_localisation_scores_a_map_on_the_expressions_boxes() -> None:
     scores = localisation_scores(faces, maps, np.full((1, 6), 0.9)).set_index("expression")
     assert scores.loc["happiness", "ratio"] > 100 and scores.loc["happiness", "hit"]
     assert scores.loc["anger", "ratio"] < 1 and not scores.loc["anger", "hit"]
+
+
+def test_startup_smoke(bench: None, capsys: pytest.CaptureFixture[str]) -> None:
+    import startup
+
+    assert startup.main(["--smoke"]) == 0
+    output = capsys.readouterr().out
+    assert table_value(output, "mlfer graph").endswith("| none of torch, torchvision, mediapipe, cv2")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from faults import read_only_folder
 from mlfer.cli import main
 
 
@@ -97,7 +99,28 @@ def test_output_overlapping_the_source_is_refused(source, tmp_path, capsys, insi
 def test_missing_source_and_bad_options(tmp_path, capsys):
     assert main(["align", str(tmp_path / "absent"), str(tmp_path / "dst")]) == 2
     assert "absent: not a folder of images" in capsys.readouterr().err
-    for option in (["--min-score", "0"], ["--size", "4"]):
+    for option in (["--min-score", "0"], ["--size", "4"], ["--size", "100000"], ["--size", "9" * 400]):
         with pytest.raises(SystemExit) as exit_info:
             main(["align", str(tmp_path), str(tmp_path / "dst"), *option])
         assert exit_info.value.code == 2
+
+
+def test_names_that_do_not_decode_are_aligned_and_reported_escaped(source, tmp_path, capsys):
+    raw = os.fsencode(source)
+    shutil.copy(source / "single_face.JPG", os.path.join(raw, b"caf\xe9.jpg"))
+    shutil.copy(source / "corrupt.jpg", os.path.join(raw, b"\xff\xfe.jpg"))
+    shutil.copy(source / "mountain.png", os.path.join(raw, b"back\\slash.png"))
+    (source / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")  # a broken link: reported as unreadable
+    dst = tmp_path / "dst"
+    assert main(["align", str(source), str(dst)]) == 0
+    assert os.path.isfile(os.path.join(os.fsencode(dst), b"caf\xe9.png"))
+    problems = read_report(dst)
+    assert set(problems) == {"corrupt.jpg", "mountain.png", "\\xff\\xfe.jpg", "back\\\\slash.png", "gone.jpg"}
+    assert problems["gone.jpg"].startswith("unreadable") and problems["\\xff\\xfe.jpg"].startswith("unreadable")
+
+
+def test_a_read_only_destination_is_refused_before_any_work(source, tmp_path, capsys):
+    with read_only_folder(tmp_path / "ro") as folder:
+        for dst in (folder, folder / "sub"):
+            assert main(["align", str(source), str(dst)]) == 2
+            assert f"{dst}: cannot write there" in capsys.readouterr().err

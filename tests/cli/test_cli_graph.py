@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mlfer.cli import main
-from mlfer.graph.label_graph import LabelGraph
+from mlfer.graph import LabelGraph, load_graph
 
 # Rows in RAF order (surprise, fear, disgust, happiness, sadness, anger).
 ROWS = np.array(
@@ -41,7 +41,7 @@ def test_csv_without_header(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "6 images" in printed and "happiness <- surprise  P = 1.000" in printed
     assert "ML-GCN adjacency" in printed
-    graph = LabelGraph.load(tmp_path / "out" / "graph.json")
+    graph = load_graph(tmp_path / "out" / "graph.json")
     expected = LabelGraph.from_labels(ROWS, 0.15, 0.4)
     np.testing.assert_array_equal(graph.cooccurrence, expected.cooccurrence)
     assert (tmp_path / "out" / "graph.png").stat().st_size > 5000
@@ -53,7 +53,7 @@ def test_csv_header_in_other_order_is_mapped_to_raf_order(tmp_path, capsys):
     labels = write_csv(tmp_path / "jaffe_order.csv", ROWS, ["HAP", "SAD", "SUR", "ANG", "DIS", "FEA"], order)
     assert run_graph(labels, tmp_path / "out", "--p", "0.3") == 0
     assert "p = 0.3" in capsys.readouterr().out
-    graph = LabelGraph.load(tmp_path / "out" / "graph.json")
+    graph = load_graph(tmp_path / "out" / "graph.json")
     np.testing.assert_array_equal(graph.label_counts, ROWS.sum(axis=0))
     np.testing.assert_array_equal(graph.cooccurrence, ROWS.T @ ROWS)
 
@@ -64,7 +64,7 @@ def test_raf_ml_distributions_binarised(shared_data, tmp_path, capsys):
     printed = capsys.readouterr().out
     print(printed)
     assert "4908 images" in printed
-    graph = LabelGraph.load(tmp_path / "out" / "graph.json")
+    graph = load_graph(tmp_path / "out" / "graph.json")
     expected = (np.load(source) >= 1 / 6).sum(axis=0)
     np.testing.assert_array_equal(graph.label_counts, expected)
     assert len(graph.edges("positive")) == 7 and len(graph.edges("negative")) == 11

@@ -15,10 +15,11 @@ import yaml
 from PIL import Image
 
 from builders import NO_FACE, make_checkpoint
+from faults import read_only_folder
 from mlfer.cli import main
 from mlfer.core.expressions import EXPRESSIONS
 from mlfer.evaluation.thresholds import THRESHOLDS_FILE, save_thresholds
-from mlfer.inference.recognizer import COLUMNS
+from mlfer.inference.table import COLUMNS
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +114,9 @@ def test_checkpoint_problems_are_named(
     config["model"]["head"] = "baseline"
     (mismatched / "config.yaml").write_text(yaml.safe_dump(config))
     assert main(["predict", "--checkpoint", str(mismatched), photos[0], "--out", out]) == 2
-    assert "model.safetensors: weights do not match config.yaml" in capsys.readouterr().err
+    assert "config.yaml, field 'model.head': model.safetensors holds the tensors of another head" in (
+        capsys.readouterr().err
+    )
 
     assert main(["predict", "--checkpoint", str(tmp_path / "nowhere"), photos[0], "--out", out]) == 2
     assert "checkpoint folder not found" in capsys.readouterr().err
@@ -145,3 +148,70 @@ def test_pickles_in_a_model_folder_are_never_loaded(checkpoint: Path, photos: li
     assert not marker.exists()
     pickle.loads((folder / "model.pt").read_bytes())  # the payload does run code when unpickled
     assert marker.exists()
+
+
+def _odd_names_folder(shared_data: Path, folder: Path) -> dict[bytes, str]:
+    """A folder of copies of one photo under names that do not decode as UTF-8 (and a name
+    that looks like their escaped form); the escaped name each must get in the table."""
+    escaped = {
+        b"caf\xe9.jpg": "caf\\xe9.jpg",  # Latin-1, common on old archives
+        b"\xff\xfe.jpg": "\\xff\\xfe.jpg",
+        b"caf\\xe9.jpg": "caf\\\\xe9.jpg",  # a real backslash: doubled, so that no two names collide
+        b"plain.jpg": "plain.jpg",
+    }
+    folder.mkdir()
+    for name in escaped:
+        shutil.copy(shared_data / "faces" / "0-f1-su-ph.jpg", os.path.join(os.fsencode(folder), name))
+    return {name: os.fsdecode(os.fsencode(folder)) + "/" + text for name, text in escaped.items()}
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json", ".jsonl", ".parquet"])
+def test_names_that_do_not_decode_come_out_escaped(checkpoint, shared_data, tmp_path, suffix, capsys) -> None:
+    expected = _odd_names_folder(shared_data, tmp_path / "in")
+    out = tmp_path / f"faces{suffix}"
+    assert main(["predict", "--checkpoint", str(checkpoint), str(tmp_path / "in"), "--out", str(out)]) == 0
+    table = _read(out)
+    assert sorted(table["input"]) == sorted(expected.values())
+    assert table["face_detected"].all() and (table["error"].fillna("") == "").all()
+
+
+def test_a_broken_link_gets_an_error_row(checkpoint, shared_data, tmp_path) -> None:
+    (tmp_path / "in").mkdir()
+    shutil.copy(shared_data / "faces" / "0-f1-su-ph.jpg", tmp_path / "in" / "a.jpg")
+    (tmp_path / "in" / "b.jpg").symlink_to(tmp_path / "gone.jpg")
+    out = tmp_path / "faces.csv"
+    assert main(["predict", "--checkpoint", str(checkpoint), str(tmp_path / "in"), "--out", str(out)]) == 0
+    table = _read(out)
+    assert table["input"].tolist() == [str(tmp_path / "in" / name) for name in ("a.jpg", "b.jpg")]
+    assert table["error"].fillna("").tolist()[0] == "" and "b.jpg" in table["error"].tolist()[1]
+
+
+@pytest.mark.parametrize("which", ["out-is-a-folder", "out-under-a-file", "annotate-is-a-file"])
+def test_outputs_that_cannot_be_written_are_refused_before_any_work(
+    checkpoint, photos, tmp_path, which, capsys, monkeypatch
+) -> None:
+    (tmp_path / "folder.csv").mkdir()
+    (tmp_path / "file").write_text("in the way")
+    out, annotate = {
+        "out-is-a-folder": (tmp_path / "folder.csv", tmp_path / "annotated"),
+        "out-under-a-file": (tmp_path / "file" / "faces.csv", tmp_path / "annotated"),
+        "annotate-is-a-file": (tmp_path / "faces.csv", tmp_path / "file"),
+    }[which]
+    monkeypatch.setattr("mlfer.models.checkpoint.load_model", _no_work)
+    args = ["predict", "--checkpoint", str(checkpoint), *photos, "--out", str(out), "--annotate", str(annotate)]
+    assert main(args) == 2
+    assert str(annotate if which.startswith("annotate") else out) in capsys.readouterr().err
+
+
+def test_a_read_only_annotation_folder_is_named(checkpoint, photos, tmp_path, capsys) -> None:
+    with read_only_folder(tmp_path / "ro") as folder:
+        out = tmp_path / "out" / "faces.csv"
+        args = ["predict", "--checkpoint", str(checkpoint), *photos, "--out", str(out), "--annotate", str(folder)]
+        assert main(args) == 2
+        error = capsys.readouterr().err
+        assert str(folder) in error and "faces.csv" not in error, error
+        assert not out.exists()
+
+
+def _no_work(*args, **kwargs):
+    raise AssertionError("the model was loaded before the outputs were checked")

@@ -174,6 +174,8 @@ def test_bad_input_raises_mlfer_error(detector):
         similarity_transform(np.ones((3, 2)), TEMPLATE)
     with pytest.raises(MlferError, match="size"):
         align_face(np.zeros((20, 20, 3), np.uint8), face_at((1, 1), (9, 1), (5, 9)), size=4)
+    with pytest.raises(MlferError, match="size"):  # 100000 x 100000 x 3 bytes: refused, not allocated
+        align_face(np.zeros((20, 20, 3), np.uint8), face_at((1, 1), (9, 1), (5, 9)), size=100000)
     with pytest.raises(MlferError, match="min_score"):
         FaceDetector(min_score=0.0)
 

@@ -1,4 +1,4 @@
-"""The label graph: eq. 3 counts, eq. 4 relations and their direction, eq. 13-14, JSON, PNG."""
+"""The label graph: eq. 3 counts, eq. 4 relations and their direction, eq. 13-14, the summary."""
 
 from __future__ import annotations
 
@@ -113,40 +113,6 @@ def test_bad_labels_raise(labels, match):
 def test_bad_thresholds_raise(t1, t2, match):
     with pytest.raises(MlferError, match=match):
         LabelGraph.from_labels(LABELS, t1, t2, names=NAMES)
-
-
-def test_json_round_trip(tmp_path):
-    built = graph()
-    path = tmp_path / "graph.json"
-    built.save(path)
-    loaded = LabelGraph.load(path)
-    assert (loaded.names, loaded.t1, loaded.t2) == (NAMES, 0.3, 0.55)
-    for field in ("cooccurrence", "label_counts", "probabilities"):
-        np.testing.assert_array_equal(getattr(loaded, field), getattr(built, field))
-    np.testing.assert_array_equal(loaded.relation_adjacency(), built.relation_adjacency())
-    assert built.to_dict()["edges"] == {"positive": [["b", "a"]], "negative": [["a", "c"]]}
-
-
-def test_load_names_the_file_and_problem(tmp_path):
-    broken = tmp_path / "broken.json"
-    broken.write_text('{"names": ["a"],\n  "t1": }')
-    with pytest.raises(MlferError, match=r"broken\.json, line 2: not JSON"):
-        LabelGraph.load(broken)
-    incomplete = tmp_path / "incomplete.json"
-    incomplete.write_text('{"names": ["a", "b", "c"], "t1": 0.1, "t2": 0.4}')
-    with pytest.raises(MlferError, match=r"incomplete\.json.*'cooccurrence'"):
-        LabelGraph.load(incomplete)
-    inconsistent = tmp_path / "inconsistent.json"
-    inconsistent.write_text('{"names": ["a", "b"], "t1": 0.1, "t2": 0.4, "cooccurrence": [[1, 2], [2, 3]]}')
-    with pytest.raises(MlferError, match=r"inconsistent\.json.*exceeds"):
-        LabelGraph.load(inconsistent)
-
-
-def test_draw_writes_png(tmp_path):
-    path = tmp_path / "graph.png"
-    graph().draw(path)
-    data = path.read_bytes()
-    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 5000
 
 
 def test_summary_names_labels_and_edges():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import sys
 
 from mlfer.core.errors import MlferError
@@ -28,6 +29,16 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
+def add_trust_argument(parser: argparse.ArgumentParser) -> None:
+    """``--trust-unverified-weights``, for the commands that load a model folder."""
+    parser.add_argument(
+        "--trust-unverified-weights",
+        action="store_true",
+        help="load a model.safetensors that carries no checksum (written by other tools); damage to it then "
+        "goes undetected",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (also used to generate docs/cli.md)."""
     parser = argparse.ArgumentParser(
@@ -41,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; bad input ends with a one-line message and exit status 2."""
+    for stream in (sys.stdout, sys.stderr):  # a file name that does not decode is printed escaped
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)

@@ -9,39 +9,17 @@ cannot be read are listed in ``DST/align_report.csv`` (columns ``path``, ``probl
 from __future__ import annotations
 
 import argparse
-import csv
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-from tqdm import tqdm
-
-from mlfer.core.errors import MlferError
-from mlfer.core.fileio import atomic_path
-from mlfer.data.images import IMAGE_SUFFIXES, read_image
-from mlfer.faces.align import MIN_SIZE, TEMPLATE_SIZE, align_face
-from mlfer.faces.detect import FaceDetector
-
-REPORT_NAME = "align_report.csv"
-
-
-@dataclass
-class AlignSummary:
-    """What one run did: counts, and the ``(relative path, problem)`` pairs of the report."""
-
-    images: int = 0
-    faces: int = 0
-    skipped: int = 0
-    problems: list[tuple[str, str]] = field(default_factory=list)
+from mlfer.core.config import MAX_IMAGE_SIZE
+from mlfer.faces.template import MIN_SIZE, TEMPLATE_SIZE
 
 
 def _size(text: str) -> int:
-    """argparse type of ``--size``: an integer of at least :data:`MIN_SIZE`."""
+    """argparse type of ``--size``: an integer from :data:`MIN_SIZE` to :data:`MAX_IMAGE_SIZE`."""
     value = int(text)
-    if value < MIN_SIZE:
-        raise argparse.ArgumentTypeError(f"must be at least {MIN_SIZE}, got {value}")
+    if not MIN_SIZE <= value <= MAX_IMAGE_SIZE:
+        raise argparse.ArgumentTypeError(f"must lie between {MIN_SIZE} and {MAX_IMAGE_SIZE}, got {text[:20]}")
     return value
 
 
@@ -69,93 +47,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def check_folders(src: Path, dst: Path) -> None:
-    """Refuse a missing SRC, and a DST that is SRC or lies inside it or around it."""
-    if not src.is_dir():
-        raise MlferError("not a folder of images", path=src)
-    source, target = src.resolve(), dst.resolve()
-    if source == target or source in target.parents or target in source.parents:
-        raise MlferError(f"the output folder must lie outside the source folder {src}", path=dst)
-
-
-def find_images(src: Path) -> list[Path]:
-    """Image files under ``src`` (recursively, by suffix), as sorted relative paths."""
-    return sorted(
-        path.relative_to(src) for path in src.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
-    )
-
-
-def output_path(dst: Path, relative: Path, index: int | None = None) -> Path:
-    """Where the aligned face goes: ``DST/rel.png``, or ``DST/rel_face{index}.png`` with an index."""
-    stem = relative.stem if index is None else f"{relative.stem}_face{index}"
-    return dst / relative.parent / f"{stem}.png"
-
-
-def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through ``write`` to a hidden temporary file beside ``path``, then rename it into
-    place (:func:`mlfer.core.fileio.atomic_path`: a kill leaves no visible partial file, a full disk
-    an MlferError)."""
-    with atomic_path(path) as temporary:
-        write(temporary)
-
-
-def save_png(image: np.ndarray, path: Path) -> None:
-    """Save an RGB array as PNG so that a killed run leaves no half-written file."""
-    write_atomically(path, lambda partial: Image.fromarray(image).save(partial, format="PNG"))
-
-
-def write_report(problems: list[tuple[str, str]], path: Path) -> None:
-    """Write the ``path, problem`` CSV report (a header alone when all went well)."""
-
-    def write(partial: Path) -> None:
-        with partial.open("w", newline="", encoding="utf-8") as stream:
-            writer = csv.writer(stream)
-            writer.writerow(["path", "problem"])
-            writer.writerows(problems)
-
-    write_atomically(path, write)
-
-
-def align_folder(
-    src: Path, dst: Path, detector: FaceDetector, size: int = TEMPLATE_SIZE, all_faces: bool = False
-) -> AlignSummary:
-    """Align every image under ``src`` into ``dst`` (see the module docstring) and write the report."""
-    check_folders(src, dst)
-    summary = AlignSummary()
-    first_source: dict[Path, Path] = {}
-    for relative in tqdm(find_images(src), desc="align", unit="image"):
-        # With several faces, face 0 is written last: its presence means the image is done.
-        done = output_path(dst, relative, 0 if all_faces else None)
-        taken_by = first_source.setdefault(done, relative)
-        if taken_by != relative:
-            summary.problems.append((relative.as_posix(), f"same output name as {taken_by.as_posix()}; skipped"))
-            continue
-        if done.exists():
-            summary.skipped += 1
-            continue
-        try:
-            image = np.asarray(read_image(src / relative))
-        except MlferError as error:
-            summary.problems.append((relative.as_posix(), f"unreadable: {error}"))
-            continue
-        faces = detector.detect(image)
-        if not faces:
-            summary.problems.append((relative.as_posix(), f"no face found (min score {detector.min_score})"))
-            continue
-        summary.images += 1
-        if not all_faces:
-            save_png(align_face(image, max(faces, key=lambda face: face.area), size), done)
-            summary.faces += 1
-            continue
-        for index in reversed(range(len(faces))):
-            save_png(align_face(image, faces[index], size), output_path(dst, relative, index))
-            summary.faces += 1
-    write_report(summary.problems, dst / REPORT_NAME)
-    return summary
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``mlfer align``; problems with single images go to the report, not the exit status."""
+    from mlfer.faces.detect import FaceDetector
+    from mlfer.faces.folder import REPORT_NAME, align_folder
+
     with FaceDetector(min_score=args.min_score) as detector:
         summary = align_folder(args.src, args.dst, detector, size=args.size, all_faces=args.all_faces)
     print(

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mlfer.evaluation.report import comparison_text
-from mlfer.experiments.demo import DemoSettings, run_demo
+from mlfer.experiments.settings import DemoSettings
 
 DEFAULTS = DemoSettings()
 
@@ -46,6 +45,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo and print the comparison table."""
+    from mlfer.evaluation.report import comparison_text
+    from mlfer.experiments.demo import run_demo
+    from mlfer.train.loop import enable_huge_pages
+
+    enable_huge_pages()
     settings = DemoSettings(
         faces=args.faces,
         basic_faces=args.basic_faces,

@@ -6,10 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from mlfer.core.fileio import write_text_atomic
-from mlfer.runtime.distributed import is_main, process_group
-from mlfer.train.evaluation import evaluate_checkpoint
-from mlfer.train.fitting import json_metrics
+from mlfer.cli import add_trust_argument
+from mlfer.core.fileio import check_destination, write_text_atomic
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,13 +24,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dataset", required=True, metavar="SPEC", help="dataset spec")
     parser.add_argument("--out", type=Path, metavar="FILE.json", help="write the metrics here")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
+    add_trust_argument(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate (under torchrun, each process its shard), print one metric per line, write the JSON file."""
+    from mlfer.runtime.distributed import is_main, process_group
+    from mlfer.train.evaluation import evaluate_checkpoint
+    from mlfer.train.fitting import json_metrics
+
+    if args.out is not None:
+        check_destination(args.out)  # before the work, not after it
     with process_group(args.device):
-        metrics = evaluate_checkpoint(args.checkpoint, args.dataset, args.device)
+        metrics = evaluate_checkpoint(args.checkpoint, args.dataset, args.device, args.trust_unverified_weights)
         main = is_main()
     if not main:
         return 0

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mlfer.cli import add_trust_argument
+from mlfer.core.config import RESNET_BLOCKS
 from mlfer.core.errors import MlferError
-from mlfer.data.images import read_image
-from mlfer.faces import Face, FaceDetector, align_face
-from mlfer.inference.explain import CAM_LAYERS, draw_explanations, explain_face
-from mlfer.inference.recognizer import load_for_inference
+
+if TYPE_CHECKING:
+    from mlfer.faces.detect import Face
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,25 +53,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--layer",
-        choices=CAM_LAYERS,
+        choices=RESNET_BLOCKS,
         default="layer4",
         help="the ResNet block the maps are taken at: layer4 (default, stride 32) is the "
         "most class-specific, layer3 (stride 16) twice as fine, for small inputs",
     )
     parser.add_argument("--min-score", type=float, default=0.5, metavar="S", help="face detection score (default 0.5)")
+    add_trust_argument(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Explain one face with every checkpoint and save the figure."""
+    from mlfer.data.images import read_image
+    from mlfer.faces.align import align_face
+    from mlfer.faces.detect import FaceDetector
+    from mlfer.inference.explain import draw_explanations, explain_face
+    from mlfer.models.checkpoint import load_model
+
     image = np.asarray(read_image(args.image))
     with FaceDetector(args.min_score) as detector:
         face = choose_face(detector.detect(image), args.face, args.image)
     explanations = []
     for directory in args.checkpoint:
-        model, size, thresholds = load_for_inference(directory, args.thresholds)
+        model = load_model(directory, thresholds=args.thresholds, trust_unverified=args.trust_unverified_weights)
+        preprocessing = model.preprocessing
         label = model.config.head if len(args.checkpoint) == 1 else f"{model.config.head}\n({directory.name})"
-        explanations.append(explain_face(model, align_face(image, face, size), thresholds, label, args.layer))
+        aligned = align_face(image, face, preprocessing.image_size)
+        explanations.append(explain_face(model, aligned, preprocessing.threshold_array(), label, args.layer))
     draw_explanations(explanations, args.out)
     print(f"wrote {args.out}")
     return 0

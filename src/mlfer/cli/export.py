@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mlfer.cli import add_trust_argument
 from mlfer.core.errors import MlferError
-from mlfer.inference.export import OUTPUT_NAME, export_onnx, input_name
-from mlfer.inference.recognizer import load_for_inference
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,15 +23,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--checkpoint", required=True, type=Path, metavar="DIR", help="model folder")
     parser.add_argument("--out", required=True, type=Path, metavar="FILE.onnx", help="the ONNX file to write")
+    add_trust_argument(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Load the checkpoint and write the ONNX file."""
+    from mlfer.inference.export import OUTPUT_NAME, export_onnx, input_name
+    from mlfer.models.checkpoint import load_model
+
     if args.out.suffix.lower() != ".onnx":
         raise MlferError("the output file must end in .onnx", path=args.out, field="--out")
-    model, image_size, _ = load_for_inference(args.checkpoint)
-    export_onnx(model, args.out, image_size)
+    model = load_model(args.checkpoint, trust_unverified=args.trust_unverified_weights)
+    export_onnx(model, args.out)
+    image_size = model.preprocessing.image_size
     shape = (
         f"N x {model.config.out_features}"
         if input_name(model) == "features"

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from mlfer.core.config import make_config, parse_overrides
-from mlfer.train.pretrain import PRETRAIN_DEFAULTS, pretrain_backbone
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,6 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Pretrain and report the test accuracy."""
+    from mlfer.train.loop import enable_huge_pages
+    from mlfer.train.pretrain import PRETRAIN_DEFAULTS, pretrain_backbone
+
+    enable_huge_pages()
     config = make_config(None, {**PRETRAIN_DEFAULTS, **parse_overrides(args.set)}, dataset=args.dataset)
     result = pretrain_backbone(config, args.out, resume=args.resume, progress=not args.quiet)
     print(f"test accuracy {result.accuracy:.4f}; wrote {result.weights}")

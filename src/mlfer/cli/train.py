@@ -91,6 +91,7 @@ def resolve_config(args: argparse.Namespace, data: LabelledData, head: str) -> R
 
 def run(args: argparse.Namespace) -> int:
     """Resolve the config, train every run (under torchrun, every process together), print the summary table."""
+    from mlfer.core.fileio import check_destination
     from mlfer.data import load_dataset
     from mlfer.models.heads import head_class  # torch: imported when the command runs
     from mlfer.runtime.distributed import is_main, process_group
@@ -99,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
     enable_huge_pages()
     head_class(args.model)  # an unknown head is refused before the data are read
+    check_destination(args.out, folder=True)  # and a folder that cannot be written
     data = load_dataset(args.dataset)
     config = resolve_config(args, data, args.model)
     seeds = args.seeds or [config.train.seed]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import reprlib
 import types
 import typing
 import warnings
@@ -24,11 +25,37 @@ AMP_MODES: tuple[str, ...] = ("none", "bf16")
 YAML_ERRORS = (yaml.YAMLError, ValueError, RecursionError)
 #: Settings that config files of earlier versions may hold, and what replaced them.
 RETIRED_SETTINGS: dict[str, str] = {"train.save_every": "resume states follow train.save_minutes"}
+#: Largest side of a face image, in pixels (``train.image_size``, ``mlfer align --size``).
+MAX_IMAGE_SIZE = 2048
+#: Least and greatest value of every size and count setting: what a run could ever mean (the
+#: paper's values lie far inside). Model folders are shared between people, so a folder asking
+#: for more is refused before anything is allocated.
+BOUNDS: dict[str, tuple[int, int]] = {
+    "model.feature_dim": (1, 16384),
+    "model.mfb_k": (1, 64),
+    "model.mfb_o": (1, 16384),
+    "model.graph_widths": (1, 16384),
+    "model.word_dim": (1, 4096),
+    "train.epochs": (1, 10000),
+    "train.batch_size": (1, 65536),
+    "train.lr_step": (1, 10000),
+    "train.image_size": (1, MAX_IMAGE_SIZE),
+    "train.seed": (0, 2**32 - 1),
+    "train.workers": (0, 256),
+}
+#: Largest MFB joint size k * o (eq. 6; the paper's largest is 5 x 2000).
+MAX_MFB_JOINT = 65536
+#: How values are quoted in messages: a short prefix, however long or deeply nested the value.
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxtuple, _SHORT.maxdict = 3, 6, 6, 6
+_SHORT.maxstring = _SHORT.maxother = _SHORT.maxlong = 60
 
 
 #: Backbones by name, and the size D of the feature vector of each torchvision trunk.
 BACKBONES: tuple[str, ...] = ("resnet50", "resnet18", "identity")
 TRUNK_DIMS: dict[str, int] = {"resnet50": 2048, "resnet18": 512}
+#: The residual blocks of the ResNet trunks, from fine (stride 4) to coarse (stride 32).
+RESNET_BLOCKS: tuple[str, ...] = ("layer1", "layer2", "layer3", "layer4")
 
 
 @dataclass
@@ -69,9 +96,16 @@ class ModelConfig:
     negative_slope: float = 0.2
 
     def __post_init__(self) -> None:
+        check_bounds(self, "model.")
+        if not 0 <= self.mfb_dropout <= 1:
+            raise MlferError(f"must lie in [0, 1], got {self.mfb_dropout}", field="model.mfb_dropout")
+        if self.mfb_k * self.mfb_o > MAX_MFB_JOINT:
+            raise MlferError(
+                f"mfb_k x mfb_o = {self.mfb_k * self.mfb_o} is more than {MAX_MFB_JOINT}", field="model.mfb_o"
+            )
         if self.backbone not in BACKBONES:
             raise MlferError(
-                f"unknown backbone {self.backbone!r}; choose from {', '.join(BACKBONES)}", field="model.backbone"
+                f"unknown backbone {short(self.backbone)}; choose from {', '.join(BACKBONES)}", field="model.backbone"
             )
         if self.backbone == "identity" and not self.feature_dim:
             raise MlferError(
@@ -139,15 +173,11 @@ class TrainConfig:
     resident: bool = False
 
     def __post_init__(self) -> None:
+        check_bounds(self, "train.")
         if self.mode not in MODES:
-            raise MlferError(f"unknown mode {self.mode!r}; choose from {', '.join(MODES)}", field="train.mode")
+            raise MlferError(f"unknown mode {short(self.mode)}; choose from {', '.join(MODES)}", field="train.mode")
         if self.amp not in AMP_MODES:
-            raise MlferError(f"unknown amp {self.amp!r}; choose from {', '.join(AMP_MODES)}", field="train.amp")
-        if self.workers is not None and self.workers < 0:
-            raise MlferError("must be at least 0", field="train.workers")
-        for name in ("epochs", "batch_size", "lr_step", "image_size"):
-            if getattr(self, name) < 1:
-                raise MlferError("must be at least 1", field=f"train.{name}")
+            raise MlferError(f"unknown amp {short(self.amp)}; choose from {', '.join(AMP_MODES)}", field="train.amp")
         if not self.save_minutes >= 0:
             raise MlferError("must be 0 or more", field="train.save_minutes")
 
@@ -206,7 +236,7 @@ def make_config(preset: str | None = None, overrides: list[str] | dict[str, Any]
     values: dict[str, Any] = {}
     if preset is not None:
         if preset not in PRESETS:
-            raise MlferError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}", field="preset")
+            raise MlferError(f"unknown preset {short(preset)}; choose from {', '.join(PRESETS)}", field="preset")
         values.update(PRESETS[preset])
         values["preset"] = preset
     values.update({key: value for key, value in top.items() if value is not None})
@@ -220,12 +250,57 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
-            raise MlferError(f"expected key=value, got {item!r}", field="--set")
+            raise MlferError(f"expected key=value, got {short(item)}", field="--set")
         try:
-            parsed[key.strip()] = yaml.safe_load(text) if text.strip() else None
+            parsed[key.strip()] = load_yaml(text) if text.strip() else None
         except YAML_ERRORS as error:
-            raise MlferError(f"cannot parse the value of {item!r}: {error}", field="--set") from error
+            raise MlferError(
+                f"cannot parse the value of {short(item)}: {yaml_problem(error)}", field="--set"
+            ) from error
     return parsed
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load``, refusing anchors and aliases (``&a``, ``*a``): settings never need
+    them, and a few lines of nested aliases expand to gigabytes when the value is printed."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if getattr(event, "anchor", None) is not None:
+            raise yaml.MarkedYAMLError(
+                problem="anchors and aliases (&name, *name) are not accepted in settings",
+                problem_mark=event.start_mark,
+            )
+    return yaml.safe_load(text)
+
+
+def yaml_problem(error: BaseException) -> str:
+    """One line saying what is wrong with a YAML text (PyYAML's own messages span several lines)."""
+    if isinstance(error, yaml.MarkedYAMLError):
+        text = " ".join(part for part in (error.context, error.problem) if part)
+        mark = error.problem_mark or error.context_mark
+        return text if mark is None else f"{text} (line {mark.line + 1}, column {mark.column + 1})"
+    return clipped(" ".join(str(error).split()), 200)
+
+
+def short(value: Any) -> str:
+    """``repr(value)`` cut to a short prefix, for messages (values may be megabytes long)."""
+    return _SHORT.repr(value)
+
+
+def clipped(name: str, limit: int = 60) -> str:
+    """A setting's name as given, cut to ``limit`` characters (for the field of a message)."""
+    return name if len(name) <= limit else name[: limit - 3] + "..."
+
+
+def check_bounds(settings: Any, prefix: str) -> None:
+    """Refuse a size or count of ``settings`` (a config section) outside :data:`BOUNDS`."""
+    for key, (least, most) in BOUNDS.items():
+        section, _, name = key.rpartition(".")
+        if section + "." != prefix:
+            continue
+        value = getattr(settings, name)
+        for number in value if isinstance(value, list) else [] if value is None else [value]:
+            if not least <= number <= most:
+                raise MlferError(f"must lie between {least} and {most}, got {short(number)}", field=key)
 
 
 def config_from_flat(values: dict[str, Any]) -> RunConfig:
@@ -234,7 +309,7 @@ def config_from_flat(values: dict[str, Any]) -> RunConfig:
     for key, value in values.items():
         section, _, name = key.rpartition(".")
         if section not in sections:
-            raise MlferError(f"unknown setting {key!r}; settings start with model. or train.", field=key)
+            raise MlferError("unknown setting; settings start with model. or train.", field=clipped(key))
         sections[section][name] = value
     model = _build(ModelConfig, sections["model"], "model.")
     train = _build(TrainConfig, sections["train"], "train.")
@@ -253,7 +328,7 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
     for section in ("model", "train"):
         settings = data.get(section) or {}
         if not isinstance(settings, dict):
-            raise MlferError(f"expected a mapping of settings, got {settings!r}", field=section)
+            raise MlferError(f"expected a mapping of settings, got {short(settings)}", field=section)
         flat.update({f"{section}.{key}": value for key, value in settings.items()})
     for key in RETIRED_SETTINGS.keys() & flat.keys():
         warnings.warn(f"{key} is no longer used ({RETIRED_SETTINGS[key]}); ignored", stacklevel=2)
@@ -272,10 +347,13 @@ def load_config(path: str | Path) -> RunConfig:
     if not path.is_file():
         raise MlferError("config file not found", path=path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except (*YAML_ERRORS, OSError) as error:
         mark = getattr(error, "problem_mark", None)
-        raise MlferError(f"not valid YAML: {error}", path=path, line=None if mark is None else mark.line + 1) from error
+        problem = yaml_problem(error) if mark is None else yaml_problem(error).rpartition(" (line ")[0]
+        raise MlferError(
+            f"not valid YAML: {problem}", path=path, line=None if mark is None else mark.line + 1
+        ) from error
     if not isinstance(data, dict):
         raise MlferError("expected a mapping of settings", path=path)
     try:
@@ -291,7 +369,7 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
     for name, value in values.items():
         if name not in known:
             raise MlferError(
-                f"unknown setting; known: {', '.join(sorted(prefix + k for k in known))}", field=prefix + name
+                f"unknown setting; known: {', '.join(sorted(prefix + k for k in known))}", field=clipped(prefix + name)
             )
         converted[name] = value if name in ("model", "train") else _convert(value, hints[name], prefix + name)
     return cls(**converted)
@@ -323,8 +401,8 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
             except (TypeError, ValueError, OverflowError):
                 continue
             if not math.isfinite(number):
-                raise MlferError(f"{value!r} is not a finite number", field=key)
+                raise MlferError(f"{short(value)} is not a finite number", field=key)
             return number
         if option is str:
             return str(value)
-    raise MlferError(f"{value!r} is not a valid {getattr(hint, '__name__', hint)}", field=key)
+    raise MlferError(f"{short(value)} is not a valid {getattr(hint, '__name__', hint)}", field=key)

@@ -91,3 +91,9 @@ def compound_label(number: int) -> np.ndarray:
 def label_names(vector: np.ndarray) -> list[str]:
     """Names of the expressions set in a 0/1 vector, in RAF order."""
     return [name for name, on in zip(EXPRESSIONS, np.asarray(vector).astype(bool)) if on]
+
+
+def first_non_binary(values: np.ndarray) -> tuple[int, int] | None:
+    """Row and column of the first entry of a 2-D array that is neither 0 nor 1 (None if all are)."""
+    bad = np.argwhere(~np.isin(values, (0, 1)))
+    return None if len(bad) == 0 else (int(bad[0][0]), int(bad[0][1]))

@@ -4,9 +4,6 @@
 
 from __future__ import annotations
 
-import tokenize
-import zipfile
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +13,7 @@ import pandas as pd
 from mlfer.core.errors import MlferError
 from mlfer.core.expressions import EXPRESSIONS, NUM_EXPRESSIONS, canonical_name
 from mlfer.data.dataset import LabelledData
+from mlfer.data.values import ARRAY_FILE_ERRORS
 
 SPLITS = ("train", "test")
 #: CSV columns with a meaning of their own; any other column naming an expression is a label.
@@ -81,22 +79,9 @@ def _check_split(split: np.ndarray, path: Path) -> np.ndarray:
     return split
 
 
-#: What numpy and zipfile raise on a damaged .npy or .npz file (collected by fuzzing); MemoryError
-#: comes from a header declaring a huge shape, RuntimeError from a member flagged as encrypted.
-ARRAY_FILE_ERRORS = (
-    OSError,
-    ValueError,
-    EOFError,
-    MemoryError,
-    RuntimeError,
-    SyntaxError,
-    tokenize.TokenError,
-    zipfile.BadZipFile,
-    zlib.error,
-)
-
-
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
+def _load_npz(path: Path, required: tuple[str, ...], optional: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The ``required`` and (where present) ``optional`` arrays of an .npz archive; other
+    members are never decompressed (one may be damaged, or a zip bomb)."""
     try:
         loaded = np.load(path, allow_pickle=False)
     except ARRAY_FILE_ERRORS as error:
@@ -105,7 +90,13 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
         raise MlferError("expected an .npz archive (numpy.savez), got a single array", path=path)
     arrays: dict[str, np.ndarray] = {}
     with loaded:
-        for key in loaded.files:
+        for key in required:
+            if key not in loaded.files:
+                found = ", ".join(loaded.files[:10]) + (", ..." if len(loaded.files) > 10 else "")
+                raise MlferError(f"no {key!r} array (found: {found or 'none'})", path=path, field=key)
+        for key in (*required, *optional):
+            if key not in loaded.files:
+                continue
             try:
                 arrays[key] = loaded[key]
             except ARRAY_FILE_ERRORS as error:
@@ -118,12 +109,9 @@ def read_features(path: Path) -> LabelledData:
     optional ``split`` ('train'/'test' per row), ``folds`` (int per row), ``ids`` (text per row).
 
     Args:
-        path: the ``.npz`` file (other arrays in it are ignored).
+        path: the ``.npz`` file (other arrays in it are ignored, never read).
     """
-    arrays = _load_npz(path)
-    for key in ("features", "labels"):
-        if key not in arrays:
-            raise MlferError(f"no {key!r} array (found: {', '.join(arrays) or 'none'})", path=path, field=key)
+    arrays = _load_npz(path, ("features", "labels"), ("split", "folds", "ids"))
     features = check_features(arrays["features"], path)
     labels = check_binary(arrays["labels"], path)
     count = len(features)

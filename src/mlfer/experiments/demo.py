@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +23,7 @@ from mlfer.core.fileio import atomic_path
 from mlfer.evaluation.metrics import METRIC_NAMES
 from mlfer.evaluation.report import heading
 from mlfer.experiments.ablation import compare_models
+from mlfer.experiments.settings import DemoSettings
 from mlfer.runtime.reproduce import intra_op_threads
 from mlfer.train.fitting import METRICS_FILE, is_finished
 from mlfer.train.pretrain import BACKBONE_FILE, PRETRAIN_DEFAULTS, pretrain_backbone
@@ -32,45 +32,6 @@ from mlfer.train.run_folder import TrainingResults
 DEMO_MODELS: tuple[str, ...] = ("baseline", "svml-rgcn")
 #: Adam learning rate of the trunk and its new classifier, trained from scratch.
 PRETRAIN_LR = 1e-3
-
-
-@dataclass(frozen=True)
-class DemoSettings:
-    """Sizes and schedules of the demo (docs/demo.md measures the defaults).
-
-    Args:
-        faces: multi-label synthetic faces (80% train, 20% test).
-        basic_faces: single-label faces pre-training the trunk (80% train, 20% test).
-        prototype_faces: further single-label faces whose features give the visual prototypes.
-        size: side of the generated images and of the backbone input, in pixels.
-        pretrain_epochs: epochs of trunk pre-training at :data:`PRETRAIN_LR`, the last one
-            at a tenth of it.
-        seed: seed of the faces, splits and training.
-    """
-
-    faces: int = 2000
-    basic_faces: int = 6000
-    prototype_faces: int = 600
-    size: int = 64
-    pretrain_epochs: int = 4
-    seed: int = 0
-
-    def synthetic_spec(self, count: int, seed: int, single_label: bool) -> str:
-        """The ``synthetic:N`` spec of ``count`` faces at the demo's size."""
-        options = "single_label=1&" if single_label else ""
-        return f"synthetic:{count}?{options}size={self.size}&seed={seed}"
-
-    @property
-    def faces_spec(self) -> str:
-        return self.synthetic_spec(self.faces, self.seed, single_label=False)
-
-    @property
-    def basic_spec(self) -> str:
-        return self.synthetic_spec(self.basic_faces, self.seed + 1, single_label=True)
-
-    @property
-    def prototype_spec(self) -> str:
-        return self.synthetic_spec(self.prototype_faces, self.seed + 2, single_label=True)
 
 
 def pretrained_trunk(settings: DemoSettings, out_dir: Path, progress: bool) -> Path:

@@ -1,7 +1,7 @@
 """Face alignment: a least-squares similarity transform of the eye and mouth centres onto a template.
 
 As in the paper (section 4.2), faces are aligned by the two eye centres and the mouth centre
-and resized to 224 x 224. The template puts the eyes at y = 0.39 and the mouth at y = 0.73
+and resized to 224 x 224. The template (:mod:`mlfer.faces.template`) puts the eyes at y = 0.39 and the mouth at y = 0.73
 of the height, a crop like RAF-DB's aligned images. Coordinates follow OpenCV: ``(0, 0)``
 is the centre of the top-left pixel.
 """
@@ -11,24 +11,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from mlfer.core.config import MAX_IMAGE_SIZE
 from mlfer.core.errors import MlferError
 from mlfer.faces.detect import Face, check_rgb
-
-#: Output side of the paper's aligned faces.
-TEMPLATE_SIZE = 224
-
-#: Target points for a 224 x 224 face, rows: subject's right eye (image left), left eye,
-#: mouth centre. Eye distance 74 px (0.33 of the width), eye-to-mouth height 77 px: the
-#: ratio 1.04 is MediaPipe's own on frontal faces (0.95-1.08 on the shared photos).
-TEMPLATE = np.array([[75.0, 87.0], [149.0, 87.0], [112.0, 164.0]])
-
-#: Smallest output side accepted by :func:`align_face`.
-MIN_SIZE = 8
-
-
-def template_points(size: int = TEMPLATE_SIZE) -> np.ndarray:
-    """:data:`TEMPLATE` scaled to a ``size`` x ``size`` output (pixel centres kept aligned)."""
-    return (TEMPLATE + 0.5) * (size / TEMPLATE_SIZE) - 0.5
+from mlfer.faces.template import MIN_SIZE, TEMPLATE_SIZE, template_points
 
 
 def similarity_transform(points: np.ndarray, template: np.ndarray) -> np.ndarray:
@@ -102,8 +88,8 @@ def align_face(image: np.ndarray, face: Face, size: int = TEMPLATE_SIZE) -> np.n
         The aligned face, an RGB uint8 ``size`` x ``size`` x 3 array.
     """
     image = check_rgb(image)
-    if not isinstance(size, int) or size < MIN_SIZE:
-        raise MlferError(f"must be an integer >= {MIN_SIZE}, got {size!r}", field="size")
+    if not isinstance(size, int) or not MIN_SIZE <= size <= MAX_IMAGE_SIZE:
+        raise MlferError(f"must be an integer from {MIN_SIZE} to {MAX_IMAGE_SIZE}, got {size!r}", field="size")
     matrix = similarity_transform(face.landmarks(), template_points(size))
     source, matrix = _shrink(image, matrix)
     return cv2.warpAffine(

@@ -4,33 +4,26 @@ Edge direction, used by every adjacency here: entry ``[i, j]`` means *node i agg
 from node j*, and it is set when the relation holds on ``P_ij = P(label j | label i)``.
 This is ML-GCN's convention (``H' = A H`` with ``A_ij = P(L_j | L_i)``), so a layer
 computes ``A @ H`` without transposing.
+
+The graph is written to and read from JSON by :mod:`mlfer.graph.graph_file` and drawn by
+:mod:`mlfer.graph.drawing`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from mlfer.core.errors import MlferError
-from mlfer.core.expressions import EXPRESSIONS
-from mlfer.core.fileio import atomic_path, write_text_atomic
+from mlfer.core.expressions import EXPRESSIONS, first_non_binary
 
 #: The relation types of the R-GCN, in the order :meth:`LabelGraph.relation_adjacency` stacks them.
 RELATIONS: tuple[str, ...] = ("positive", "negative")
-
-
-def first_non_binary(values: np.ndarray) -> tuple[int, int] | None:
-    """Row and column of the first entry of a 2-D array that is neither 0 nor 1 (None if all are)."""
-    bad = np.argwhere(~np.isin(values, (0, 1)))
-    return None if len(bad) == 0 else (int(bad[0][0]), int(bad[0][1]))
 
 
 def format_table(matrix: np.ndarray, names: Sequence[str], digits: int = 3) -> str:
@@ -200,54 +193,6 @@ class LabelGraph:
             raise MlferError(f"unknown relation {relation!r}; expected one of {RELATIONS}", field="relation")
         return [(int(i), int(j)) for i, j in np.argwhere(getattr(self, relation))]
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict: counts, thresholds, names, and (for readers) ``P`` and the edges."""
-        return {
-            "names": list(self.names),
-            "t1": self.t1,
-            "t2": self.t2,
-            "label_counts": self.label_counts.tolist(),
-            "cooccurrence": self.cooccurrence.tolist(),
-            "probabilities": self.probabilities.tolist(),
-            "edge_direction": "edge [i, j]: node i aggregates from node j; P_ij = P(label j | label i)",
-            "edges": {
-                relation: [[self.names[i], self.names[j]] for i, j in self.edges(relation)] for relation in RELATIONS
-            },
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], *, path: str | Path | None = None) -> LabelGraph:
-        """Rebuild a graph from :meth:`to_dict` output (``P`` and edges are recomputed).
-
-        Args:
-            data: the dict.
-            path: the file it came from, named in errors.
-        """
-        for key in ("names", "t1", "t2", "cooccurrence"):
-            if key not in data:
-                raise MlferError(f"missing key {key!r}", path=path, field=key)
-        try:
-            return cls.from_cooccurrence(data["cooccurrence"], data["t1"], data["t2"], data["names"])
-        except (MlferError, TypeError, ValueError) as error:
-            raise MlferError(f"not a label graph: {error}", path=path) from error
-
-    def save(self, path: str | Path) -> None:
-        """Write the graph as JSON (see :meth:`to_dict`)."""
-        write_text_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> LabelGraph:
-        """Read a graph written by :meth:`save`."""
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as error:
-            raise MlferError(f"cannot read: {error}", path=path) from error
-        except json.JSONDecodeError as error:
-            raise MlferError(f"not JSON: {error.msg}", path=path, line=error.lineno) from error
-        if not isinstance(data, dict):
-            raise MlferError("must hold a JSON object", path=path)
-        return cls.from_dict(data, path=path)
-
     def summary(self) -> str:
         """``P`` as a table with names, then the edges of each relation, for printing."""
         lines = [
@@ -261,80 +206,3 @@ class LabelGraph:
             lines.append(f"{relation} edges ({rules[relation]}; i <- j: node i aggregates from j): {len(pairs)}")
             lines += [f"  {self.names[i]} <- {self.names[j]}  P = {self.probabilities[i, j]:.3f}" for i, j in pairs]
         return "\n".join(lines)
-
-    def draw(self, path: str | Path) -> None:
-        """Save a PNG: nodes on a circle, an arrow j -> i for edge [i, j] labelled with P_ij,
-        positive and negative relations in two colours, and a legend."""
-        from matplotlib.figure import Figure
-        from matplotlib.lines import Line2D
-        from matplotlib.patches import Circle
-
-        angles = np.pi / 2 - 2 * np.pi * np.arange(len(self.names)) / len(self.names)
-        centres = np.stack([np.cos(angles), np.sin(angles)], axis=1)
-        figure = Figure(figsize=(6.4, 6.4))
-        axes = figure.add_subplot()
-        for relation in RELATIONS:
-            for i, j in self.edges(relation):
-                _draw_edge(axes, centres[j], centres[i], _COLOURS[relation], f"{self.probabilities[i, j]:.2f}")
-        for centre, name, count in zip(centres, self.names, self.label_counts):
-            axes.add_patch(Circle(centre, _NODE_RADIUS, facecolor="#dde6f3", edgecolor="#333333", zorder=3))
-            axes.text(*centre, f"{name}\nN={count}", ha="center", va="center", fontsize=8, zorder=4)
-        handles = [
-            Line2D([], [], color=_COLOURS["positive"], marker=">", label=f"positive: P_ij > {self.t2:g}"),
-            Line2D([], [], color=_COLOURS["negative"], marker=">", label=f"negative: P_ij < {self.t1:g}"),
-        ]
-        axes.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, -0.08), ncol=2, frameon=False)
-        axes.set_title("arrow j -> i: node i aggregates from j; number: P(j | i)", fontsize=10)
-        axes.set_xlim(-1.3, 1.3)
-        axes.set_ylim(-1.3, 1.3)
-        axes.set_aspect("equal")
-        axes.axis("off")
-        with atomic_path(path) as temporary:
-            figure.savefig(temporary, format="png", dpi=90, bbox_inches="tight")
-
-
-_COLOURS = {"positive": "tab:green", "negative": "tab:red"}
-_NODE_RADIUS = 0.2
-_CURVATURE = 0.15
-_LABEL_POSITION = 0.65
-
-
-def _draw_edge(axes: Any, source: np.ndarray, target: np.ndarray, colour: str, label: str) -> None:
-    """A curved arrow from one node's rim to another's, with ``label`` at the middle of the arc.
-
-    The curvature keeps the two directions of a pair apart. The label sits on the arc
-    (matplotlib's ``arc3`` is a quadratic Bezier curve) nearer the arrow head, so that it
-    reads as belonging to this direction.
-    """
-    from matplotlib.patches import FancyArrowPatch
-
-    unit = (target - source) / np.linalg.norm(target - source)
-    start, end = source + _NODE_RADIUS * unit, target - _NODE_RADIUS * unit
-    axes.add_patch(
-        FancyArrowPatch(
-            start,
-            end,
-            connectionstyle=f"arc3,rad={_CURVATURE}",
-            arrowstyle="-|>",
-            mutation_scale=14,
-            color=colour,
-            linewidth=1.3,
-            shrinkA=0,
-            shrinkB=0,
-            zorder=2,
-        )
-    )
-    dx, dy = end - start
-    control = (start + end) / 2 + _CURVATURE * np.array([dy, -dx])
-    t = _LABEL_POSITION
-    position = (1 - t) ** 2 * start + 2 * t * (1 - t) * control + t**2 * end
-    axes.text(
-        *position,
-        label,
-        color=colour,
-        fontsize=7,
-        ha="center",
-        va="center",
-        zorder=5,
-        bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85},
-    )

@@ -10,21 +10,20 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
+from mlfer.core.config import RESNET_BLOCKS
 from mlfer.core.errors import MlferError
 from mlfer.core.expressions import EXPRESSIONS
 from mlfer.core.fileio import atomic_path
 from mlfer.data.transforms import eval_batch
-from mlfer.models.model import MultiLabelModel, ResNetTrunk
-
-#: The ResNet blocks Grad-CAM can be taken at, from fine (stride 4) to coarse (stride 32).
-CAM_LAYERS: tuple[str, ...] = ("layer1", "layer2", "layer3", "layer4")
+from mlfer.models.backbones import ResNetTrunk
+from mlfer.models.model import MultiLabelModel
 
 
 def block_features(trunk: ResNetTrunk, images: torch.Tensor, layer: str) -> torch.Tensor:
     """Activations of the residual block ``layer`` of a ResNet trunk, N x K x h x w."""
     body = trunk.body
     x = body.maxpool(body.relu(body.bn1(body.conv1(images))))
-    for name in CAM_LAYERS[: CAM_LAYERS.index(layer) + 1]:
+    for name in RESNET_BLOCKS[: RESNET_BLOCKS.index(layer) + 1]:
         x = getattr(body, name)(x)
     return x
 
@@ -33,7 +32,7 @@ def features_after(trunk: ResNetTrunk, activations: torch.Tensor, layer: str) ->
     """The trunk's pooled feature f (N x D) from the activations of block ``layer``."""
     body = trunk.body
     x = activations
-    for name in CAM_LAYERS[CAM_LAYERS.index(layer) + 1 :]:
+    for name in RESNET_BLOCKS[RESNET_BLOCKS.index(layer) + 1 :]:
         x = getattr(body, name)(x)
     return torch.flatten(body.avgpool(x), 1)
 
@@ -55,7 +54,7 @@ def grad_cam(model: MultiLabelModel, images: torch.Tensor, layer: str = "layer4"
     Args:
         model: a model with a ResNet backbone.
         images: N x 3 x H x W normalised input (as :func:`~mlfer.data.transforms.eval_batch` makes it).
-        layer: the block of :data:`CAM_LAYERS` whose activations are weighted; an earlier
+        layer: the block of :data:`RESNET_BLOCKS` whose activations are weighted; an earlier
             block gives a finer map (``layer3``: stride 16 against ``layer4``'s 32).
 
     Returns:
@@ -67,8 +66,8 @@ def grad_cam(model: MultiLabelModel, images: torch.Tensor, layer: str = "layer4"
             f"Grad-CAM needs a convolutional backbone (resnet18 or resnet50), not {model.config.backbone}",
             field="model.backbone",
         )
-    if layer not in CAM_LAYERS:
-        raise MlferError(f"Grad-CAM layer must be one of {', '.join(CAM_LAYERS)}, not {layer!r}", field="layer")
+    if layer not in RESNET_BLOCKS:
+        raise MlferError(f"Grad-CAM layer must be one of {', '.join(RESNET_BLOCKS)}, not {layer!r}", field="layer")
     model.eval()
     with torch.no_grad():
         activations = block_features(model.backbone, images, layer)

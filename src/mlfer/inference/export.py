@@ -5,10 +5,11 @@ inference time ``W_C`` is a constant: the exported graph holds the backbone, one
 product with ``W_C`` (plus the bias of the baseline's linear layer) and a sigmoid. The
 R-GCN/GCN layers, MFB and the graph buffers are not in the ONNX file.
 
-Input ``images``: float32 ``N x 3 x S x S`` RGB (``S`` = the checkpoint's
-``train.image_size``), scaled to [0, 1] then normalised with the ImageNet mean
-(0.485, 0.456, 0.406) and standard deviation (0.229, 0.224, 0.225) per channel, as
-:func:`mlfer.data.transforms.eval_transform` does; for an identity backbone, ``features``
+Input ``images``: float32 ``N x 3 x S x S`` RGB (``S`` = the model's
+``preprocessing.image_size``, a checkpoint's ``train.image_size``), scaled to [0, 1] then
+normalised per channel with ``preprocessing.mean`` and ``std`` (ImageNet's: mean
+(0.485, 0.456, 0.406), standard deviation (0.229, 0.224, 0.225)), as
+:meth:`mlfer.models.preprocessing.Preprocessing.batch` does; for an identity backbone, ``features``
 float32 ``N x D``. Output ``probabilities``: float32 ``N x 6`` in RAF order. ``N`` is dynamic.
 """
 
@@ -24,8 +25,8 @@ from torch import nn
 
 from mlfer.core.expressions import EXPRESSIONS
 from mlfer.core.fileio import atomic_path
-from mlfer.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from mlfer.models.model import LinearHead, MultiLabelModel
+from mlfer.models.heads.baseline import LinearHead
+from mlfer.models.model import MultiLabelModel
 
 OUTPUT_NAME = "probabilities"
 
@@ -58,7 +59,7 @@ def input_name(model: MultiLabelModel) -> str:
     return "features" if model.config.backbone == "identity" else "images"
 
 
-def export_onnx(model: MultiLabelModel, path: str | Path, image_size: int) -> Path:
+def export_onnx(model: MultiLabelModel, path: str | Path, image_size: int | None = None) -> Path:
     """Write the folded classifier as an ONNX file with a dynamic batch axis.
 
     The file's metadata records the expressions (RAF order), input size and normalisation.
@@ -66,8 +67,10 @@ def export_onnx(model: MultiLabelModel, path: str | Path, image_size: int) -> Pa
     Args:
         model: the trained model (moved to the CPU for the export).
         path: the ``.onnx`` file to write (through a temporary file).
-        image_size: S, the side of the square input images.
+        image_size: S, the side of the square input images (default: the model's
+            ``preprocessing.image_size``).
     """
+    image_size = image_size or model.preprocessing.image_size
     folded = FoldedClassifier(model.cpu()).eval()
     name = input_name(model)
     if name == "features":
@@ -92,8 +95,8 @@ def export_onnx(model: MultiLabelModel, path: str | Path, image_size: int) -> Pa
             "backbone": model.config.backbone,
             "input": name,
             "image_size": str(image_size),
-            "mean": json.dumps(IMAGENET_MEAN),
-            "std": json.dumps(IMAGENET_STD),
+            "mean": json.dumps(model.preprocessing.mean),
+            "std": json.dumps(model.preprocessing.std),
         },
     )
     path = Path(path)

@@ -1,0 +1,25 @@
+"""The alignment template: where the eye centres and the mouth centre land in an aligned face.
+
+As in the paper (section 4.2), faces are aligned by the two eye centres and the mouth centre
+and resized to 224 x 224. Coordinates follow OpenCV: ``(0, 0)`` is the centre of the top-left pixel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Output side of the paper's aligned faces.
+TEMPLATE_SIZE = 224
+
+#: Target points for a 224 x 224 face, rows: subject's right eye (image left), left eye,
+#: mouth centre. Eye distance 74 px (0.33 of the width), eye-to-mouth height 77 px: the
+#: ratio 1.04 is MediaPipe's own on frontal faces (0.95-1.08 on the shared photos).
+TEMPLATE = np.array([[75.0, 87.0], [149.0, 87.0], [112.0, 164.0]])
+
+#: Smallest output side accepted by :func:`align_face`.
+MIN_SIZE = 8
+
+
+def template_points(size: int = TEMPLATE_SIZE) -> np.ndarray:
+    """:data:`TEMPLATE` scaled to a ``size`` x ``size`` output (pixel centres kept aligned)."""
+    return (TEMPLATE + 0.5) * (size / TEMPLATE_SIZE) - 0.5
