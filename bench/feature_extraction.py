@@ -33,8 +33,9 @@ from mlfer.data.dataset import LabelledData
 from mlfer.data.images import read_image
 from mlfer.data.synthetic import synthetic_dataset
 from mlfer.data.transforms import eval_transform
-from mlfer.models.model import ResNetTrunk
+from mlfer.models.backbones import ResNetTrunk
 from mlfer.train.features import extract_features
+from mlfer.train.loop import enable_huge_pages
 
 #: (name, amp, channels_last, fold) of each way of running the trunk: the first is the
 #: reference (and the engine before), the third the engine's default.
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--write", action="store_true", help="write the table to docs/benchmarks.md")
     args = parser.parse_args(argv)
+    enable_huge_pages()
     if args.threads:
         torch.set_num_threads(args.threads)
     name, size, rows, rounds = ("resnet18", 64, 8, 1) if args.smoke else ("resnet50", 224, args.images, args.rounds)

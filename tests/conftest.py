@@ -6,6 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from mlfer.train.loop import enable_huge_pages
+
+# The suite trains in-process, as the training commands do: huge pages before the first tensor.
+enable_huge_pages()
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

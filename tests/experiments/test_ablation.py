@@ -5,8 +5,11 @@ import pandas as pd
 import pytest
 
 from mlfer.cli import main
+from mlfer.core.config import make_config
+from mlfer.core.errors import MlferError
 from mlfer.evaluation.metrics import METRIC_NAMES
-from mlfer.experiments.ablation import PAPER_SWEEPS
+from mlfer.experiments.ablation import compare_models
+from mlfer.experiments.settings import PAPER_SWEEPS
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +77,17 @@ def test_same_partitions_and_seed_for_every_model(features_file, tmp_path):
     assert (out / "table.csv").read_text() == first
 
 
-def test_bad_sweep_and_model_names(features_file, tmp_path):
+def test_bad_sweep_and_model_names(features_file, tmp_path, capsys):
     with pytest.raises(SystemExit):
         ablate(features_file, tmp_path / "x", "--sweep", "p=0.1")
     with pytest.raises(SystemExit):
-        ablate(features_file, tmp_path / "x", "--models", "baseline,resnet")
+        ablate(features_file, tmp_path / "x", "--models", ",")
+    # An unknown head is named before the (here absent) data are read.
+    assert ablate(tmp_path / "absent.npz", tmp_path / "x", "--models", "baseline,resnet") == 2
+    error = capsys.readouterr().err
+    assert "unknown head 'resnet'; choose from baseline, svml-rgcn" in error and "absent.npz" not in error
+    config = make_config(None, dataset=f"features:{tmp_path / 'absent.npz'}")
+    with pytest.raises(MlferError, match="unknown head 'resnet'") as raised:
+        compare_models(config, tmp_path / "y", ["baseline", "resnet"])
+    assert raised.value.field == "model.head" and not (tmp_path / "y").exists()
     assert PAPER_SWEEPS["t1"][0] == 1e-6 and PAPER_SWEEPS["layers"] == (1, 2, 3)

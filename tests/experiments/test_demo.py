@@ -6,7 +6,7 @@ import torch
 
 from mlfer.cli import main
 from mlfer.data import load_dataset
-from mlfer.experiments.demo import DemoSettings
+from mlfer.experiments.settings import DemoSettings
 from mlfer.runtime.reproduce import intra_op_threads
 
 

@@ -32,7 +32,7 @@ from mlfer.core.errors import MlferError
 from mlfer.data import load_dataset
 from mlfer.evaluation.metrics import METRIC_NAMES
 from mlfer.models.checkpoint import load_model
-from mlfer.models.model import build_backbone
+from mlfer.models.backbones import build_backbone
 from mlfer.runtime import distributed
 from mlfer.train import features, loop
 from mlfer.train.cache import FeatureCache

@@ -17,9 +17,9 @@ from mlfer.core.config import load_config, make_config
 from mlfer.core.errors import MlferError
 from mlfer.data import load_dataset
 from mlfer.evaluation.metrics import METRIC_NAMES
-from mlfer.graph.label_graph import LabelGraph
+from mlfer.graph.graph_file import load_graph
 from mlfer.models.checkpoint import load_model
-from mlfer.models.model import HEADS
+from mlfer.models.heads import head_names
 from mlfer.train.fitting import FeatureSet, train_on_features
 from mlfer.train.run_folder import train_runs
 from mlfer.train.run_model import data_overrides, prototypes_with_fallback
@@ -53,7 +53,7 @@ def trained(npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.mark.parametrize("head", HEADS)
+@pytest.mark.parametrize("head", head_names())
 def test_every_head_trains_and_its_loss_decreases(npz: Path, head: str) -> None:
     data = load_dataset(f"features:{npz}")
     train, test = data.partitions()[0].train, data.partitions()[0].test
@@ -96,7 +96,7 @@ def test_train_writes_every_output(trained: Path, capsys: pytest.CaptureFixture[
         folder = trained / "runs" / run
         assert load_config(folder / "config.yaml").train.seed == int(run[-1])
         assert not (folder / LAST_DIR).exists()
-    graph = LabelGraph.load(trained / "graph.json")
+    graph = load_graph(trained / "graph.json")
     assert graph.t1 == pytest.approx(0.15) and graph.label_counts.sum() > 0
     top = load_model(trained).state_dict()
     first = load_model(trained / "runs" / "split-seed0").state_dict()

@@ -21,7 +21,7 @@ from mlfer.core.config import ModelConfig, make_config
 from mlfer.data import load_dataset
 from mlfer.evaluation.metrics import METRIC_NAMES
 from mlfer.models.checkpoint import load_model
-from mlfer.models.model import build_backbone
+from mlfer.models.backbones import build_backbone
 from mlfer.train.cache import CacheWarning, FeatureCache
 from mlfer.train.evaluation import evaluate_checkpoint
 from mlfer.train.features import backbone_features

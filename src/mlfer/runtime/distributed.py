@@ -18,7 +18,7 @@ Sharding rules (see docs/scaling.md):
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -199,7 +199,7 @@ class ShardedBatches:
         batch_size: rows per global batch.
     """
 
-    def __init__(self, batches: Any, count: int, batch_size: int) -> None:
+    def __init__(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], count: int, batch_size: int) -> None:
         self.batches, self.count, self.batch_size = batches, count, batch_size
 
     def __len__(self) -> int:

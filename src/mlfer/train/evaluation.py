@@ -15,7 +15,15 @@ from mlfer.models.model import MultiLabelModel
 from mlfer.runtime.distributed import OrderedShardSampler, ordered_shard
 from mlfer.runtime.reproduce import resolve_device
 from mlfer.train.features import EVAL_BATCH_SIZE, image_loader
-from mlfer.train.loop import FEATURE_EVAL_CHUNK, Evaluation, FeatureBatches, LoaderBatches, evaluate, multilabel_metrics
+from mlfer.train.loop import (
+    FEATURE_EVAL_CHUNK,
+    Evaluation,
+    FeatureBatches,
+    LoaderBatches,
+    evaluate_batches,
+    multilabel_metrics,
+    target_tensor,
+)
 from mlfer.train.run_model import check_fits
 
 
@@ -34,18 +42,20 @@ def evaluate_model(model: MultiLabelModel, data: LabelledData, image_size: int, 
     if data.is_features:
         shard = ordered_shard(len(data), FEATURE_EVAL_CHUNK)
         features = torch.as_tensor(np.asarray(data.features[shard], dtype=np.float32))
-        targets = torch.as_tensor(data.labels[shard], dtype=torch.float32)
-        return evaluate(model, FeatureBatches(features, targets, None, FEATURE_EVAL_CHUNK), device)
+        targets = target_tensor(data.labels[shard], torch.device("cpu"))
+        return evaluate_batches(model, FeatureBatches(features, targets, None, FEATURE_EVAL_CHUNK), device)
     sampler = OrderedShardSampler(len(data), EVAL_BATCH_SIZE)
     loader = image_loader(data, eval_transform(image_size), EVAL_BATCH_SIZE, sampler=sampler)
-    return evaluate(model, LoaderBatches(loader), device)
+    return evaluate_batches(model, LoaderBatches(loader), device)
 
 
-def evaluate_checkpoint(checkpoint: str | Path, dataset: str, device: str = "auto") -> dict[str, float]:
+def evaluate_checkpoint(
+    checkpoint: str | Path, dataset: str, device: str = "auto", trust_unverified: bool = False
+) -> dict[str, float]:
     """The nine metrics of the model saved in ``checkpoint`` on the dataset named by the spec
-    ``dataset`` (its test split, or all its rows)."""
+    ``dataset`` (its test split, or all its rows); ``trust_unverified`` as in :func:`load_model`."""
     target = resolve_device(device)
-    model = load_model(checkpoint, target)
+    model = load_model(checkpoint, target, trust_unverified=trust_unverified)
     config = load_config(Path(checkpoint) / CONFIG_FILE)
     data = load_dataset(dataset)
     check_fits(config, data)

@@ -24,6 +24,7 @@ from mlfer.core.config import RunConfig
 from mlfer.core.fileio import atomic_path, write_text_atomic
 from mlfer.data.dataset import LabelledData, Partition
 from mlfer.evaluation.metrics import METRIC_NAMES
+from mlfer.graph.graph_file import load_graph, save_graph
 from mlfer.graph.label_graph import LabelGraph
 from mlfer.models.checkpoint import save_model
 from mlfer.models.model import MultiLabelModel
@@ -31,7 +32,15 @@ from mlfer.runtime.distributed import ShardedBatches, is_main, ordered_shard
 from mlfer.runtime.reproduce import resolve_device, seed_everything
 from mlfer.train.features import image_batches
 from mlfer.train.gpu import training_module
-from mlfer.train.loop import FEATURE_EVAL_CHUNK, FeatureBatches, fit, make_optimizer, make_scheduler
+from mlfer.train.loop import (
+    FEATURE_EVAL_CHUNK,
+    Batches,
+    FeatureBatches,
+    fit,
+    make_optimizer,
+    make_scheduler,
+    target_tensor,
+)
 from mlfer.train.resident import resident_batches
 from mlfer.train.run_model import PrototypeSource, build_run_model, with_seed, with_word_vectors
 from mlfer.train.state import LAST_DIR, Resumable
@@ -94,7 +103,7 @@ def read_finished(run_dir: Path) -> RunResult:
         name=run_dir.name,
         metrics={name: math.nan if metrics[name] is None else float(metrics[name]) for name in METRIC_NAMES},
         history=pd.read_csv(run_dir / HISTORY_FILE),
-        graph=LabelGraph.load(run_dir / GRAPH_FILE),
+        graph=load_graph(run_dir / GRAPH_FILE),
         directory=run_dir,
     )
 
@@ -120,13 +129,78 @@ def _finish(
     if run_dir is not None and is_main():
         save_model(model, config, run_dir)
         with atomic_path(run_dir / GRAPH_FILE) as temporary:
-            graph.save(temporary)
+            save_graph(graph, temporary)
         write_run_files(run_dir, table, metrics)
     return RunResult(name, metrics, table, graph, model, run_dir)
 
 
 def _training_rows(train: FeatureSet) -> PrototypeSource:
     return lambda: (train.features, train.labels)
+
+
+@dataclass
+class _Run:
+    """What both modes set up first: the config with the seed and word vectors, the model and
+    label graph of the training rows (on the device), and the run's CPU generator."""
+
+    config: RunConfig
+    model: MultiLabelModel
+    graph: LabelGraph
+    device: torch.device
+    generator: torch.Generator
+
+
+def _start_run(
+    config: RunConfig,
+    seed: int,
+    train_labels: np.ndarray,
+    prototypes: PrototypeSource,
+    backbone: torch.nn.Module | None,
+    device: torch.device | None,
+) -> _Run:
+    """Seed everything, then build the run's model and label graph from its training rows."""
+    device = device or resolve_device(config.train.device)
+    seed_everything(seed, config.train.deterministic)
+    config, vectors = with_word_vectors(with_seed(config, seed))
+    model, graph = build_run_model(config, train_labels, vectors, prototypes, backbone)
+    model.to(device)
+    return _Run(config, model, graph, device, torch.Generator().manual_seed(seed))
+
+
+def _fit_run(
+    run: _Run,
+    train_batches: Batches,
+    test_batches: Batches,
+    *,
+    finetune: bool,
+    name: str,
+    run_dir: Path | None,
+    progress: bool,
+) -> RunResult:
+    """Train the head (at ``train.lr_head``) and, with ``finetune``, the backbone in its own
+    Adam group (at ``train.lr_backbone``); then save and return the run's result."""
+    train_config = run.config.train
+    model = run.model
+    groups = {"head": list(model.head.parameters())}
+    if finetune:
+        groups["backbone"] = list(model.backbone.parameters())
+    optimizer = make_optimizer(
+        groups, {"head": train_config.lr_head, "backbone": train_config.lr_backbone}, train_config
+    )
+    trained = model if finetune else model.head
+    objects = Resumable(trained, optimizer, make_scheduler(optimizer, train_config), run.generator)
+    history = fit(
+        training_module(trained, train_config, run.device),
+        train_batches,
+        test_batches,
+        train_config,
+        objects,
+        run.device,
+        name=name,
+        run_dir=run_dir,
+        progress=progress,
+    )
+    return _finish(name, history, run.model, run.graph, run.config, run_dir)
 
 
 def train_on_features(
@@ -160,37 +234,21 @@ def train_on_features(
         device: default: ``config.train.device``.
         progress: show tqdm progress bars.
     """
-    device = device or resolve_device(config.train.device)
-    seed_everything(seed, config.train.deterministic)
-    config, vectors = with_word_vectors(with_seed(config, seed))
-    model, graph = build_run_model(config, train.labels, vectors, prototypes or _training_rows(train), backbone)
-    model.to(device)
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = make_optimizer({"head": list(model.head.parameters())}, {"head": config.train.lr_head}, config.train)
-    objects = Resumable(model.head, optimizer, make_scheduler(optimizer, config.train), generator)
-    flipped = train.flipped.to(device) if train.flipped is not None and config.train.flip else None
-    batch_size = config.train.batch_size
+    run = _start_run(config, seed, train.labels, prototypes or _training_rows(train), backbone, device)
+    device, batch_size = run.device, run.config.train.batch_size
+    flipped = train.flipped.to(device) if train.flipped is not None and run.config.train.flip else None
     train_batches = ShardedBatches(
-        FeatureBatches(train.features.to(device), _targets(train.labels, device), flipped, batch_size, generator),
+        FeatureBatches(
+            train.features.to(device), target_tensor(train.labels, device), flipped, batch_size, run.generator
+        ),
         len(train.features),
         batch_size,
     )
     shard = ordered_shard(len(test.features), FEATURE_EVAL_CHUNK)
     test_batches = FeatureBatches(
-        test.features[shard].to(device), _targets(test.labels[shard], device), None, FEATURE_EVAL_CHUNK
+        test.features[shard].to(device), target_tensor(test.labels[shard], device), None, FEATURE_EVAL_CHUNK
     )
-    history = fit(
-        training_module(model.head, config.train, device),
-        train_batches,
-        test_batches,
-        config.train,
-        objects,
-        device,
-        name=name,
-        run_dir=run_dir,
-        progress=progress,
-    )
-    return _finish(name, history, model, graph, config, run_dir)
+    return _fit_run(run, train_batches, test_batches, finetune=False, name=name, run_dir=run_dir, progress=progress)
 
 
 def train_finetune(
@@ -216,35 +274,10 @@ def train_finetune(
         prototypes: the source of the prototype features and labels (eq. 5).
         seed, backbone, name, run_dir, device, progress: as in :func:`train_on_features`.
     """
-    device = device or resolve_device(config.train.device)
-    seed_everything(seed, config.train.deterministic)
-    config, vectors = with_word_vectors(with_seed(config, seed))
-    model, graph = build_run_model(config, data.labels[partition.train], vectors, prototypes, backbone)
-    model.to(device)
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = make_optimizer(
-        {"head": list(model.head.parameters()), "backbone": list(model.backbone.parameters())},
-        {"head": config.train.lr_head, "backbone": config.train.lr_backbone},
-        config.train,
-    )
-    objects = Resumable(model, optimizer, make_scheduler(optimizer, config.train), generator)
-    if config.train.resident:
-        train_batches, test_batches = resident_batches(data, partition, config.train, generator, device)
+    run = _start_run(config, seed, data.labels[partition.train], prototypes, backbone, device)
+    batches: tuple[Batches, Batches]
+    if run.config.train.resident:
+        batches = resident_batches(data, partition, run.config.train, run.generator, run.device)
     else:
-        train_batches, test_batches = image_batches(data, partition, config.train, generator)
-    history = fit(
-        training_module(model, config.train, device),
-        train_batches,
-        test_batches,
-        config.train,
-        objects,
-        device,
-        name=name,
-        run_dir=run_dir,
-        progress=progress,
-    )
-    return _finish(name, history, model, graph, config, run_dir)
-
-
-def _targets(labels: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(labels), dtype=torch.float32, device=device)
+        batches = image_batches(data, partition, run.config.train, run.generator)
+    return _fit_run(run, *batches, finetune=True, name=name, run_dir=run_dir, progress=progress)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -26,11 +26,36 @@ from mlfer.train.state import LAST_DIR, Resumable, load_state, save_state
 #: Feature rows per forward pass when evaluating cached features.
 FEATURE_EVAL_CHUNK = 4096
 
-# Each step's gradients are fresh tensors (zero_grad(set_to_none=True)): 114 MB for the RAF-ML
-# head, whose 4 kB pages the kernel faults in one by one. With this set before its first
-# allocation of 2 MB or more, PyTorch's CPU allocator asks for 2 MB transparent huge pages
-# instead, which halves the head's backward pass on the CPU (docs/benchmarks.md).
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
+def enable_huge_pages() -> None:
+    """Let PyTorch's CPU allocator back allocations of 2 MB and more with transparent huge
+    pages (``THP_MEM_ALLOC_ENABLE=1``, unless the variable is already set).
+
+    Each step's gradients are fresh tensors (``zero_grad(set_to_none=True)``): 114 MB for the
+    RAF-ML head, whose 4 kB pages the kernel would fault in one by one; with huge pages the
+    head's step takes about a fifth less time on the CPU (docs/benchmarks.md). PyTorch reads
+    the variable once, at the process's first tensor allocation, so the training commands
+    call this first; later in a process it changes nothing.
+    """
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
+
+class Batches(Protocol):
+    """What the loop needs from a source of mini-batches: their count, and a fresh pass of
+    ``(inputs, 0/1 targets)`` pairs each time it is iterated (once per epoch).
+
+    :class:`FeatureBatches`, :class:`LoaderBatches`, :class:`~mlfer.train.resident.ResidentBatches`
+    and :class:`~mlfer.runtime.distributed.ShardedBatches` are such sources.
+    """
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+
+def target_tensor(labels: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(N, C) 0/1 labels as float32 targets on ``device``."""
+    return torch.as_tensor(np.asarray(labels), dtype=torch.float32, device=device)
 
 
 class FeatureBatches:
@@ -90,8 +115,6 @@ class LoaderBatches:
                 yield batch[0], batch[1]
 
 
-#: Re-iterable mini-batches of ``(inputs, 0/1 targets)`` with a batch count.
-Batches = FeatureBatches | LoaderBatches
 #: ``loss(logits, targets)``, a scalar tensor.
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -133,8 +156,8 @@ def make_optimizer(
     """Adam with one named parameter group per entry of ``groups`` (``head``, ``backbone``),
     weight decay from the config; the fused kernel where the parameters' device has one."""
     param_groups = [{"params": params, "lr": lrs[name], "name": name} for name, params in groups.items() if params]
-    device = param_groups[0]["params"][0].device
-    fused = device.type in ("cpu", "cuda")
+    first = next(params[0] for params in groups.values() if params)
+    fused = first.device.type in ("cpu", "cuda")
     return torch.optim.Adam(param_groups, weight_decay=config.weight_decay, fused=fused)
 
 
@@ -144,8 +167,14 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> tor
 
 
 @torch.inference_mode()
-def evaluate(module: nn.Module, batches: Batches, device: torch.device, loss_fn: LossFunction = bce_loss) -> Evaluation:
-    """``module`` in eval mode over ``batches``: its logits, the targets and the mean loss."""
+def evaluate_batches(
+    module: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device,
+    loss_fn: LossFunction = bce_loss,
+) -> Evaluation:
+    """``module`` in eval mode over one pass of ``batches``: its logits, the targets and the
+    mean loss (under torchrun, of every process's rows)."""
     module.eval()
     logits, targets = [], []
     for inputs, labels in batches:
@@ -239,7 +268,7 @@ def fit(
         totals = sum_across(_train_epoch(module, train_batches, objects.optimizer, loss_fn, device, progress))
         rates = {f"lr_{group['name']}": group["lr"] for group in objects.optimizer.param_groups}
         objects.scheduler.step()
-        evaluation = evaluate(module, test_batches, device, loss_fn)
+        evaluation = evaluate_batches(module, test_batches, device, loss_fn)
         _check_finite(totals, evaluation.loss, epoch, where)
         history.append(
             {

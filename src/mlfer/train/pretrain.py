@@ -24,13 +24,14 @@ from mlfer.core.errors import MlferError
 from mlfer.core.expressions import NUM_EXPRESSIONS
 from mlfer.core.fileio import atomic_path
 from mlfer.data import LabelledData, load_dataset
-from mlfer.models.model import build_backbone
+from mlfer.data.dataset import single_label_rows
+from mlfer.models.backbones import build_backbone
 from mlfer.runtime.reproduce import resolve_device, seed_everything
 from mlfer.train.features import image_batches
 from mlfer.train.fitting import write_run_files
 from mlfer.train.loop import Evaluation, fit, make_optimizer, make_scheduler
 from mlfer.train.run_folder import prepare_out_dir
-from mlfer.train.run_model import check_fits, single_label_rows
+from mlfer.train.run_model import check_fits
 from mlfer.train.state import Resumable
 
 BACKBONE_FILE = "backbone.safetensors"

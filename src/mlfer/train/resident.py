@@ -22,6 +22,7 @@ from mlfer.data.images import to_rgb
 from mlfer.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from mlfer.runtime.distributed import OrderedShardSampler, gather_rows, ordered_shard, rank_share, training_steps
 from mlfer.train.features import EVAL_BATCH_SIZE, image_loader
+from mlfer.train.loop import target_tensor
 
 
 def uint8_transform(size: int) -> transforms.Compose:
@@ -126,13 +127,9 @@ def resident_batches(
     shard = ordered_shard(len(test), EVAL_BATCH_SIZE)
     test_shard = test.subset(np.arange(shard.start, shard.stop))
     test_images, test_rows = decode_images(test_shard, size, device, workers, shared=False)
-    train_labels = _targets(data.labels[partition.train][train_rows], device)
-    test_labels = _targets(test_shard.labels[test_rows], device)
+    train_labels = target_tensor(data.labels[partition.train][train_rows], device)
+    test_labels = target_tensor(test_shard.labels[test_rows], device)
     return (
         ResidentBatches(train_images, train_labels, config.batch_size, generator, config.flip),
         ResidentBatches(test_images, test_labels, EVAL_BATCH_SIZE),
     )
-
-
-def _targets(labels: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.as_tensor(labels, dtype=torch.float32, device=device)
