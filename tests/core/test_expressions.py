@@ -7,6 +7,7 @@ from mlfer.core.expressions import (
     EXPRESSIONS,
     canonical_name,
     compound_label,
+    compound_name,
     expression_index,
     label_names,
     raf_basic_label,
@@ -45,6 +46,14 @@ def test_compound_classes_have_two_labels():
         assert compound_label(number).sum() == 2
     assert label_names(compound_label(1)) == ["surprise", "happiness"]
     assert label_names(compound_label(10)) == ["disgust", "anger"]
+
+
+def test_compound_name_of_exactly_two_components():
+    assert compound_name(["happiness", "surprise"]) == "happily surprised"
+    assert compound_name(["ANG", "disgusted"]) == "angrily disgusted"
+    for names in ([], ["happiness"], ["happiness", "sadness"], ["happiness", "surprise", "fear"]):
+        assert compound_name(names) == "", names
+    assert all(compound_name(label_names(compound_label(n))) == COMPOUND_CLASSES[n][0] for n in COMPOUND_CLASSES)
 
 
 def test_basic_labels():

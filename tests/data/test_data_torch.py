@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from mlfer.core.errors import MlferError
 from mlfer.data import LabelledData, load_dataset
 from mlfer.data.torch_dataset import ImageDataset, UnreadableImageWarning, collate_skipping_failures
-from mlfer.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
+from mlfer.data.transforms import GREY_MEAN, GREY_STD, IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
 
 
 def _modes() -> dict[str, Image.Image]:
@@ -32,10 +32,19 @@ def _modes() -> dict[str, Image.Image]:
 def test_transforms_take_any_mode(mode):
     image = _modes()[mode]
     assert image.mode == mode
-    for transform in (train_transform(8), eval_transform(8)):
-        tensor = transform(image)
-        assert tensor.shape == (3, 8, 8) and tensor.dtype == torch.float32
-        assert torch.isfinite(tensor).all()
+    for channels in (3, 1):
+        for transform in (train_transform(8, channels=channels), eval_transform(8, channels=channels)):
+            tensor = transform(image)
+            assert tensor.shape == (channels, 8, 8) and tensor.dtype == torch.float32
+            assert torch.isfinite(tensor).all()
+
+
+def test_grey_transforms_give_normalised_luminance():
+    tensor = eval_transform(4, channels=1)(Image.new("RGB", (10, 6), (255, 0, 128)))
+    luminance = round(0.299 * 255 + 0.114 * 128) / 255
+    torch.testing.assert_close(tensor[:, 0, 0], (torch.tensor([luminance]) - GREY_MEAN[0]) / GREY_STD[0])
+    grey = Image.fromarray(np.full((6, 10), 77, np.uint8))
+    torch.testing.assert_close(train_transform(4, channels=1)(grey), eval_transform(4, channels=1)(grey))
 
 
 def test_eval_transform_normalises_with_imagenet_statistics():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +17,11 @@ from builders import IMAGE_SIZE, NO_FACE, make_checkpoint
 from mlfer.core.config import ModelConfig
 from mlfer.core.errors import MlferError
 from mlfer.core.expressions import EXPRESSIONS
-from mlfer.data.transforms import eval_transform
+from mlfer.data.transforms import eval_batch, eval_transform
 from mlfer.faces import FaceDetector, align_face
-from mlfer.inference.recognizer import COLUMNS, Recognizer
+from mlfer.inference.recognizer import Recognizer
+from mlfer.inference.table import COLUMNS
+from mlfer.models.checkpoint import load_model
 from mlfer.models.model import build_model
 
 LABELLED = ("0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg")
@@ -38,7 +41,7 @@ def detector() -> Iterator[FaceDetector]:
 @pytest.fixture(scope="module")
 def recognizer(checkpoint: Path, detector: FaceDetector) -> Recognizer:
     torch.set_num_threads(1)
-    return Recognizer.from_checkpoint(checkpoint, detector=detector, batch_size=4)
+    return Recognizer(load_model(checkpoint), detector, batch_size=4)
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +112,7 @@ def test_probabilities_are_the_models_on_the_aligned_face(
 
 
 def test_batch_size_does_not_change_the_results(recognizer: Recognizer, shared_data: Path, table: pd.DataFrame) -> None:
-    one_at_a_time = Recognizer(recognizer.model, recognizer.detector, batch_size=1, image_size=IMAGE_SIZE)
+    one_at_a_time = Recognizer(recognizer.model, recognizer.detector, batch_size=1)
     rows = one_at_a_time.predict(shared_data / "faces" / "multi_face.jpg")
     expected = _rows(table, "multi_face.jpg")
     np.testing.assert_allclose(
@@ -166,7 +169,7 @@ def test_iter_predict_reads_inputs_lazily(recognizer: Recognizer, shared_data: P
             consumed.append(number)
             yield shared_data / "faces" / "single_face.jpg"
 
-    lazy = Recognizer(recognizer.model, recognizer.detector, batch_size=1, image_size=IMAGE_SIZE)
+    lazy = Recognizer(recognizer.model, recognizer.detector, batch_size=1)
     rows = lazy.iter_predict(inputs())
     first = next(rows)
     assert first["face_detected"] and len(consumed) == 1
@@ -175,7 +178,7 @@ def test_iter_predict_reads_inputs_lazily(recognizer: Recognizer, shared_data: P
 
 def test_thresholds_decide_the_predicted_names(recognizer: Recognizer, shared_data: Path) -> None:
     thresholds = dict(zip(EXPRESSIONS, [0.0, 1.0, 1.0, 0.0, 1.0, 1.0]))
-    custom = Recognizer(recognizer.model, recognizer.detector, thresholds=thresholds, image_size=IMAGE_SIZE)
+    custom = Recognizer(recognizer.model, recognizer.detector, thresholds=thresholds)
     rows = custom.predict(shared_data / "faces" / "multi_face.jpg")
     assert set(rows["predicted"]) == {"surprise|happiness"}
 
@@ -190,3 +193,22 @@ def test_bad_arguments_are_refused(recognizer: Recognizer) -> None:
         Recognizer(recognizer.model, recognizer.detector, thresholds=[0.5] * 5)
     with pytest.raises(MlferError, match="cannot read a int"):
         recognizer.predict([3])
+
+
+def test_the_model_s_preprocessing_is_used_unless_given(recognizer: Recognizer, checkpoint: Path) -> None:
+    """The image size (config.yaml's train.image_size) and the thresholds (thresholds.json
+    where the folder has one) come from ``mlfer.load``; arguments override them."""
+    assert recognizer.image_size == IMAGE_SIZE and recognizer.preprocessing == recognizer.model.preprocessing
+    np.testing.assert_array_equal(recognizer.thresholds, np.full(6, 0.5))
+    model = load_model(checkpoint)
+    model.preprocessing = replace(model.preprocessing, image_size=32, thresholds=(0.2,) * 6)
+    faces = [np.full((40, 40, 3), value, dtype=np.uint8) for value in (0, 90, 200)]
+    from_model = Recognizer(model, recognizer.detector)
+    assert from_model.image_size == 32
+    np.testing.assert_array_equal(from_model.thresholds, np.full(6, 0.2))
+    with torch.no_grad():
+        expected = torch.sigmoid(model(eval_batch(faces, 32))).numpy()
+    np.testing.assert_allclose(from_model.classify(faces), expected, atol=1e-6)
+    given = Recognizer(model, recognizer.detector, thresholds=[0.7] * 6, image_size=48)
+    assert given.image_size == 48 and model.preprocessing.image_size == 32
+    np.testing.assert_array_equal(given.thresholds, np.full(6, 0.7))

@@ -19,7 +19,7 @@ THRESHOLDS = np.full(len(EXPRESSIONS), 0.5)
 
 
 def rows() -> list[dict]:
-    probabilities = np.array([[0.9, 0.1, 0.2, 0.7, 0.05, 0.5]])
+    probabilities = np.array([[0.9, 0.1, 0.2, 0.7, 0.05, 0.4]])
     found = Result(Frame("a.jpg", 0, np.zeros((4, 4, 3), np.uint8)), [FACE], probabilities, THRESHOLDS)
     problem = "b.jpg: cannot read"
     unread = Result(Frame("b.jpg", 0, None, problem), [], np.zeros((0, 6)), THRESHOLDS, problem)
@@ -28,7 +28,8 @@ def rows() -> list[dict]:
 
 def test_rows_follow_the_columns() -> None:
     face, error = rows()
-    assert list(face) == list(COLUMNS) and face["predicted"] == "surprise|happiness|anger"
+    assert list(face) == list(COLUMNS) and face["predicted"] == "surprise|happiness"
+    assert face["compound"] == "happily surprised" and error["compound"] == ""
     assert (face["x"], face["score"], face["face_id"]) == (10.12, 0.9877, 0)
     assert error["face_detected"] is False and error["face_id"] is None and error["error"] == "b.jpg: cannot read"
     assert list(rows_to_frame(rows()).dtypes.astype(str))[:4] == ["string", "int64", "Int64", "bool"]
@@ -45,8 +46,18 @@ def test_every_format_reads_back_as_the_same_table(tmp_path: Path, suffix: str) 
         ".jsonl": lambda: pd.DataFrame([json.loads(line) for line in path.read_text().splitlines()]),
         ".parquet": lambda: pd.read_parquet(path),
     }
-    table = rows_to_frame(readers[suffix]().fillna({"predicted": "", "error": ""}).to_dict("records"))
+    table = rows_to_frame(readers[suffix]().fillna({"predicted": "", "compound": "", "error": ""}).to_dict("records"))
     pd.testing.assert_frame_equal(table, rows_to_frame(rows()))
+
+
+def test_compound_column_names_a_compound_set() -> None:
+    probabilities = np.array([[0.9, 0.1, 0.2, 0.7, 0.05, 0.5], [0.1, 0.6, 0.2, 0.1, 0.7, 0.1], [0.1] * 6])
+    faces = Result(Frame("a.jpg", 0, None), [FACE] * 3, probabilities, THRESHOLDS).rows()
+    assert [(row["predicted"], row["compound"]) for row in faces] == [
+        ("surprise|happiness|anger", ""),
+        ("fear|sadness", "sadly fearful"),
+        ("", ""),
+    ]
 
 
 def test_empty_json_is_an_empty_array(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from mlfer.core.config import ModelConfig
+from mlfer.core.config import ModelConfig, config_from_flat
 from mlfer.core.errors import MlferError
 from mlfer.graph.label_graph import LabelGraph
 from mlfer.models.heads import head_class, head_names
@@ -105,6 +105,28 @@ def test_resnet18_on_images(graph_inputs):
     logits.sum().backward()
     assert logits.shape == (2, 6)
     assert model.backbone.out_features == 512
+
+
+def test_small_grey_stem_keeps_the_resolution_until_the_max_pool(graph_inputs):
+    """model.stem=small, in_channels=1: a 3 x 3 stride-1 first convolution on 48 x 48 grey faces."""
+    model = make("baseline", graph_inputs, backbone="resnet18", stem="small", in_channels=1)
+    conv = model.backbone.body.conv1
+    assert (conv.in_channels, conv.kernel_size, conv.stride) == (1, (3, 3), (1, 1))
+    stem = torch.nn.Sequential(conv, model.backbone.body.bn1, model.backbone.body.relu, model.backbone.body.maxpool)
+    assert stem(torch.randn(1, 1, 48, 48)).shape == (1, 64, 24, 24)
+    assert model(torch.randn(2, 1, 48, 48)).shape == (2, 6)
+    grey = make("baseline", graph_inputs, backbone="resnet18", in_channels=1).backbone.body.conv1
+    assert (grey.in_channels, grey.kernel_size, grey.stride) == (1, (7, 7), (2, 2))
+
+
+def test_configs_without_stem_or_channels_build_the_standard_trunk():
+    config = config_from_flat({"model.backbone": "resnet18", "model.head": "baseline"})
+    assert (config.model.stem, config.model.in_channels) == ("standard", 3)
+    assert build_model(config.model).backbone.body.conv1.kernel_size == (7, 7)
+    for key, value in (("model.stem", "tiny"), ("model.in_channels", 2), ("train.resident", True)):
+        with pytest.raises(MlferError) as raised:
+            config_from_flat({"model.backbone": "resnet18", "model.in_channels": 1, key: value})
+        assert raised.value.field == key
 
 
 def test_local_backbone_weights_are_loaded(tmp_path, graph_inputs):

@@ -11,7 +11,7 @@ import torch
 
 from mlfer.core.config import ModelConfig, RunConfig, TrainConfig, make_config
 from mlfer.core.errors import MlferError
-from mlfer.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_batch
+from mlfer.data.transforms import GREY_MEAN, GREY_STD, IMAGENET_MEAN, IMAGENET_STD, eval_batch
 from mlfer.evaluation.thresholds import save_thresholds
 from mlfer.models.checkpoint import load_model, save_model
 from mlfer.models.model import build_model
@@ -44,11 +44,31 @@ def test_batch_resizes_and_normalises_like_evaluation() -> None:
     torch.testing.assert_close(plain, expected)
 
 
+def test_grey_models_get_luminance_faces() -> None:
+    grey = Preprocessing(40, channels=1)
+    assert (grey.mean, grey.std) == (GREY_MEAN, GREY_STD)
+    batch = grey.batch(faces())
+    red, green, blue = torch.from_numpy(faces()).permute(3, 0, 1, 2).float()
+    luminance = (0.299 * red + 0.587 * green + 0.114 * blue).round().unsqueeze(1) / 255
+    assert batch.shape == (3, 1, 40, 40)
+    torch.testing.assert_close(batch, (luminance - GREY_MEAN[0]) / GREY_STD[0], atol=0.02, rtol=0)
+
+
+def test_a_saved_grey_model_loads_as_grey(tmp_path: Path) -> None:
+    config = ModelConfig(backbone="resnet18", stem="small", in_channels=1, head="baseline")
+    save_model(build_model(config), RunConfig(model=config, train=TrainConfig(image_size=48)), tmp_path / "grey")
+    model = load_model(tmp_path / "grey")
+    assert model.preprocessing == Preprocessing(48, channels=1)
+    assert model.preprocessing.batch(faces()).shape == (3, 1, 48, 48)
+    assert model(model.preprocessing.batch(faces())).shape == (3, 6)
+
+
 @pytest.mark.parametrize(
     ("settings", "field"),
     [
         ({"image_size": 0}, "image_size"),
-        ({"channels": 1, "mean": (0.5,), "std": (0.5,)}, "channels"),
+        ({"channels": 2, "mean": (0.5, 0.5), "std": (0.5, 0.5)}, "channels"),
+        ({"channels": 1, "mean": (0.5, 0.5, 0.5)}, "mean"),
         ({"mean": (0.5, 0.5)}, "mean"),
         ({"std": (0.2, 0.0, 0.2)}, "std"),
         ({"thresholds": (0.5,) * 5}, "thresholds"),

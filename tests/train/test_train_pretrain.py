@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 from test_train_features import one_thread  # noqa: F401  (autouse fixture)
 
+import mlfer
 from mlfer.cli import main
 from mlfer.core.config import ModelConfig
 from mlfer.models.model import build_model
@@ -47,3 +48,39 @@ def test_pretraining_needs_single_label_rows(tmp_path: Path, capsys: pytest.Capt
     np.savez(features, features=np.zeros((4, 3), np.float32), labels=np.ones((4, 6), np.uint8))
     assert main(["pretrain-backbone", "--dataset", f"features:{features}", "--out", str(tmp_path / "o")]) == 2
     assert "exactly one basic expression" in capsys.readouterr().err
+
+
+def test_a_grey_small_stem_trunk_pretrains_and_trains_a_grey_model(tmp_path: Path) -> None:
+    """model.stem=small, in_channels=1 through pre-training, frozen features, finetuning and evaluation."""
+    grey = ["model.backbone=resnet18", "model.stem=small", "model.in_channels=1", "train.image_size=24"]
+    settings = [item for setting in [*grey, "train.epochs=1"] for item in ("--set", setting)]
+    out = tmp_path / "pretrained"
+    assert (
+        main(["pretrain-backbone", "--dataset", "synthetic:40?single_label=1", "--out", str(out), "--quiet", *settings])
+        == 0
+    )
+    trunk = load_file(str(out / "backbone.safetensors"))
+    assert trunk["body.conv1.weight"].shape == (64, 1, 3, 3)
+    weights = ["--model", "baseline", "--set", f"model.backbone_weights={out / 'backbone.safetensors'}"]
+    for mode in ("frozen", "finetune"):
+        run = tmp_path / mode
+        assert (
+            main(
+                [
+                    "train",
+                    "--dataset",
+                    "synthetic:40",
+                    "--out",
+                    str(run),
+                    "--quiet",
+                    *settings,
+                    *weights,
+                    "--set",
+                    f"train.mode={mode}",
+                ]
+            )
+            == 0
+        )
+        model = mlfer.load(run)
+        assert model.preprocessing.channels == 1 and model.preprocessing.image_size == 24
+        assert main(["evaluate", "--checkpoint", str(run), "--dataset", "synthetic:40"]) == 0

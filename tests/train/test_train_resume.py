@@ -23,6 +23,7 @@ from builders import (  # noqa: F401  (one_thread: autouse fixture)
 )
 from mlfer.cli import main
 from mlfer.core.errors import MlferError
+from mlfer.core.fileio import folder_lock
 from mlfer.data import load_dataset
 from mlfer.train import loop
 from mlfer.train.run_folder import train_runs
@@ -143,3 +144,13 @@ def test_resume_states_are_written_once_save_minutes_have_passed(
     config = small_config(data, f"train.save_minutes={minutes}", epochs=7)
     train_runs(config, tmp_path / "out", data=data, progress=False)
     assert epochs_saved == saved
+
+
+def test_a_second_run_on_a_folder_in_use_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    npz = write_features(tmp_path / "f.npz")
+    out = tmp_path / "out"
+    assert main(train_args(npz, out)) == 0
+    with folder_lock(out):  # as if another `mlfer train --resume` were running on it
+        assert main([*train_args(npz, out), "--resume"]) == 2
+    assert f"in use by process {os.getpid()}" in capsys.readouterr().err
+    assert main([*train_args(npz, out), "--resume"]) == 0

@@ -6,6 +6,8 @@ Every label vector, column and table in mlfer uses the order of :data:`EXPRESSIO
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 from mlfer.core.errors import MlferError
@@ -29,6 +31,10 @@ COMPOUND_CLASSES: dict[int, tuple[str, str, str]] = {
     9: ("angrily surprised", "anger", "surprise"),
     10: ("angrily disgusted", "anger", "disgust"),
     11: ("disgustedly surprised", "disgust", "surprise"),
+}
+
+_COMPOUND_NAMES: dict[frozenset[str], str] = {
+    frozenset((first, second)): name for name, first, second in COMPOUND_CLASSES.values()
 }
 
 #: JAFFE's rating columns and other names people use for the six expressions.
@@ -86,6 +92,13 @@ def compound_label(number: int) -> np.ndarray:
     vector = np.zeros(NUM_EXPRESSIONS, dtype=np.uint8)
     vector[[expression_index(first), expression_index(second)]] = 1
     return vector
+
+
+def compound_name(names: Iterable[str]) -> str:
+    """The RAF-DB compound name of a set of expressions (``{"happiness", "surprise"}`` ->
+    ``"happily surprised"``); empty unless the set is exactly the two components of one of the
+    eleven :data:`COMPOUND_CLASSES`."""
+    return _COMPOUND_NAMES.get(frozenset(canonical_name(name) for name in names), "")
 
 
 def label_names(vector: np.ndarray) -> list[str]:

@@ -183,7 +183,7 @@ def _backgrounds(rng: np.random.Generator, n: int, size: int) -> list[Image.Imag
         amplitude *= (slot < waves)[:, None, None, None]
         images += amplitude.astype(np.float32) * np.sin(frequency[0] * xx + frequency[1] * yy + phase)[..., None]
     coarse = np.clip(images, 0, 255).astype(np.uint8)
-    return [Image.fromarray(image).resize((size, size), Image.BILINEAR) for image in coarse]
+    return [Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR) for image in coarse]
 
 
 def _light_and_noise(rng: np.random.Generator, images: np.ndarray) -> np.ndarray:

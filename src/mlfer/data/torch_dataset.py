@@ -52,6 +52,7 @@ class ImageDataset(Dataset):
     def _decode(self, row: int) -> Image.Image:
         if self.data.paths is not None:
             return read_image(self.data.paths[row])
+        assert self.data.images is not None, "a dataset of images holds paths or decoded images"
         return Image.fromarray(np.ascontiguousarray(self.data.images[row]))
 
     def __getitem__(self, row: int) -> Sample | None:

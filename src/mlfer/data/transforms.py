@@ -1,4 +1,5 @@
-"""Image transforms for training and evaluation: any PIL image -> normalised 3 x size x size tensor."""
+"""Image transforms for training and evaluation: any PIL image -> normalised C x size x size tensor
+(C = 3 for RGB, or 1 for grey faces: luminance, ``L = 0.299 R + 0.587 G + 0.114 B``)."""
 
 from __future__ import annotations
 
@@ -14,47 +15,66 @@ from mlfer.data.images import to_rgb
 #: ImageNet channel statistics, which the ResNet50 backbone was trained with.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Statistics of grey input: the mean of ImageNet's three channels.
+GREY_MEAN = (0.449,)
+GREY_STD = (0.226,)
+
+
+def channel_statistics(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The default normalisation (mean, std) of RGB (3) or grey (1) input."""
+    return (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else (GREY_MEAN, GREY_STD)
 
 
 def _pipeline(
-    size: int, flip: bool, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+    size: int,
+    flip: bool,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    channels: int = 3,
 ) -> transforms.Compose:
-    steps = [to_rgb, transforms.Resize((size, size))]
+    default_mean, default_std = channel_statistics(channels)
+    mean, std = mean or default_mean, std or default_std
+    steps = [to_rgb, *([transforms.Grayscale(1)] if channels == 1 else []), transforms.Resize((size, size))]
     if flip:
         steps.append(transforms.RandomHorizontalFlip())
     steps += [transforms.ToTensor(), transforms.Normalize(mean, std)]
     return transforms.Compose(steps)
 
 
-def train_transform(size: int = 224) -> transforms.Compose:
-    """RGB conversion, resize to size x size, random horizontal flip (the paper's only
-    augmentation), tensor, ImageNet normalisation.
+def train_transform(size: int = 224, channels: int = 3) -> transforms.Compose:
+    """RGB conversion (then grey for ``channels=1``), resize to size x size, random horizontal
+    flip (the paper's only augmentation), tensor, normalisation (:func:`channel_statistics`).
 
     Args:
         size: output height and width (the paper's aligned faces are 224).
+        channels: 3 (RGB) or 1 (grey).
     """
-    return _pipeline(size, flip=True)
+    return _pipeline(size, flip=True, channels=channels)
 
 
 def eval_transform(
-    size: int = 224, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+    size: int = 224, mean: Sequence[float] | None = None, std: Sequence[float] | None = None, channels: int = 3
 ) -> transforms.Compose:
-    """RGB conversion, resize to size x size, tensor, normalisation (no randomness).
+    """RGB conversion (then grey for ``channels=1``), resize to size x size, tensor,
+    normalisation (no randomness).
 
     Args:
         size: output height and width.
-        mean, std: per-channel normalisation, ``(x - mean) / std`` on [0, 1] values (ImageNet's).
+        mean, std: per-channel normalisation, ``(x - mean) / std`` on [0, 1] values
+            (default: :func:`channel_statistics`, ImageNet's).
+        channels: 3 (RGB) or 1 (grey).
     """
-    return _pipeline(size, False, mean, std)
+    return _pipeline(size, False, mean, std, channels)
 
 
 def eval_batch(
     faces: Sequence[np.ndarray] | np.ndarray,
     size: int,
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    channels: int = 3,
 ) -> torch.Tensor:
-    """RGB uint8 faces (each H x W x 3) as one input batch N x 3 x size x size, each through
-    :func:`eval_transform` (with ``mean`` and ``std``)."""
-    transform = eval_transform(size, mean, std)
+    """RGB uint8 faces (each H x W x 3) as one input batch N x C x size x size, each through
+    :func:`eval_transform` (with ``mean``, ``std`` and ``channels``)."""
+    transform = eval_transform(size, mean, std, channels)
     return torch.stack([transform(Image.fromarray(face)) for face in faces])

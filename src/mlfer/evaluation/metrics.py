@@ -177,7 +177,7 @@ def _count_at_least(scores: np.ndarray, among: np.ndarray | None = None) -> np.n
 
 def _f1(positive: ArrayLike, predicted: ArrayLike, true_positive: ArrayLike) -> np.ndarray:
     """F1 = 2 TP / (2 TP + FP + FN) from the counts of positives, predictions and hits; 0 when 0/0."""
-    denominator = np.asarray(positive, dtype=np.float64) + predicted
+    denominator = np.asarray(positive, dtype=np.float64) + np.asarray(predicted, dtype=np.float64)
     return np.divide(
         2.0 * np.asarray(true_positive), denominator, out=np.zeros_like(denominator), where=denominator > 0
     )

@@ -111,7 +111,9 @@ def explain_face(
 ) -> Explanation:
     """Grad-CAM (at block ``layer``) of every expression on one aligned RGB face, already at
     the model's input size."""
-    image = eval_batch([face], face.shape[0]).to(next(model.parameters()).device)
+    preprocessing = model.preprocessing
+    image = eval_batch([face], face.shape[0], preprocessing.mean, preprocessing.std, preprocessing.channels)
+    image = image.to(next(model.parameters()).device)
     maps, probabilities = grad_cam(model, image, layer)
     return Explanation(label or model.config.head, face, maps[0], probabilities[0], np.asarray(thresholds))
 

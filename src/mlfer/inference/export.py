@@ -5,7 +5,8 @@ inference time ``W_C`` is a constant: the exported graph holds the backbone, one
 product with ``W_C`` (plus the bias of the baseline's linear layer) and a sigmoid. The
 R-GCN/GCN layers, MFB and the graph buffers are not in the ONNX file.
 
-Input ``images``: float32 ``N x 3 x S x S`` RGB (``S`` = the model's
+Input ``images``: float32 ``N x C x S x S``, RGB (C = 3) or grey (C = 1, a model with
+``model.in_channels: 1``) (``S`` = the model's
 ``preprocessing.image_size``, a checkpoint's ``train.image_size``), scaled to [0, 1] then
 normalised per channel with ``preprocessing.mean`` and ``std`` (ImageNet's: mean
 (0.485, 0.456, 0.406), standard deviation (0.229, 0.224, 0.225)), as
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mlfer.core.expressions import EXPRESSIONS
+from mlfer.core.errors import MlferError
 from mlfer.core.fileio import atomic_path
 from mlfer.models.heads.baseline import LinearHead
 from mlfer.models.model import MultiLabelModel
@@ -40,6 +42,9 @@ class FoldedClassifier(nn.Module):
     Args:
         model: the trained model.
     """
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
 
     def __init__(self, model: MultiLabelModel) -> None:
         super().__init__()
@@ -76,7 +81,7 @@ def export_onnx(model: MultiLabelModel, path: str | Path, image_size: int | None
     if name == "features":
         example = torch.zeros(2, model.config.out_features)
     else:
-        example = torch.zeros(2, 3, image_size, image_size)
+        example = torch.zeros(2, model.preprocessing.channels, image_size, image_size)
     program = torch.onnx.export(
         folded,
         (example,),
@@ -86,6 +91,8 @@ def export_onnx(model: MultiLabelModel, path: str | Path, image_size: int | None
         dynamo=True,
         verbose=False,
     )
+    if program is None:
+        raise MlferError("torch.onnx.export returned no program", path=path)
     proto = program.model_proto
     onnx.helper.set_model_props(
         proto,

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlfer.core.errors import MlferError
-from mlfer.core.expressions import EXPRESSIONS
+from mlfer.core.expressions import EXPRESSIONS, compound_name
 from mlfer.core.fileio import atomic_path, printable
 from mlfer.faces.detect import Face
 from mlfer.inference.inputs import Frame
@@ -38,6 +38,7 @@ COLUMNS: tuple[str, ...] = (
     "score",
     *EXPRESSIONS,
     "predicted",
+    "compound",
     "error",
 )
 #: pandas dtypes of :data:`COLUMNS` (nullable integers: ``face_id`` is missing on rows without a face).
@@ -48,9 +49,11 @@ DTYPES: dict[str, str] = {
     "face_detected": "bool",
     **{name: "float64" for name in ("x", "y", "w", "h", "score", *EXPRESSIONS)},
     "predicted": "string",
+    "compound": "string",
     "error": "string",
 }
-#: Separator of the names in the ``predicted`` column.
+#: Separator of the names in the ``predicted`` column (``compound`` names the set when it is one
+#: of RAF-DB's eleven compound classes, e.g. ``happily surprised``; empty otherwise).
 SEPARATOR = "|"
 #: Output formats by file suffix.
 FORMATS: dict[str, str] = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
@@ -82,10 +85,20 @@ class Result:
         """The output rows of this frame: one per face, or one without a face."""
         base = {"input": self.frame.input, "frame": self.frame.frame}
         if not self.faces:
-            return [{**dict.fromkeys(COLUMNS), **base, "face_detected": False, "predicted": "", "error": self.error}]
+            return [
+                {
+                    **dict.fromkeys(COLUMNS),
+                    **base,
+                    "face_detected": False,
+                    "predicted": "",
+                    "compound": "",
+                    "error": self.error,
+                }
+            ]
         rows = []
         for face_id, (face, probabilities) in enumerate(zip(self.faces, self.probabilities)):
             x, y, w, h = (round(float(value), 2) for value in face.box)
+            predicted = predicted_names(probabilities, self.thresholds)
             rows.append(
                 {
                     **base,
@@ -97,7 +110,8 @@ class Result:
                     "h": h,
                     "score": round(face.score, 4),
                     **{name: round(float(p), 6) for name, p in zip(EXPRESSIONS, probabilities)},
-                    "predicted": predicted_names(probabilities, self.thresholds),
+                    "predicted": predicted,
+                    "compound": compound_name(predicted.split(SEPARATOR)) if predicted else "",
                     "error": "",
                 }
             )

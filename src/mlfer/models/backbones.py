@@ -15,11 +15,23 @@ from mlfer.core.errors import MlferError
 
 
 class ResNetTrunk(nn.Module):
-    """A torchvision ResNet's convolutional layers and global average pooling: image -> f in R^D."""
+    """A torchvision ResNet's convolutional layers and global average pooling: image -> f in R^D.
 
-    def __init__(self, name: str) -> None:
+    Args:
+        name: ``resnet18`` or ``resnet50``.
+        stem: ``standard`` (7 x 7 stride-2 first convolution) or ``small`` (3 x 3 stride 1, for
+            48-64 px faces; the max-pool stays, which keeps a training step four times cheaper
+            than without it; docs/benchmarks.md "FER+").
+        in_channels: 3 (RGB) or 1 (grey) input channels of the first convolution.
+    """
+
+    def __init__(self, name: str, stem: str = "standard", in_channels: int = 3) -> None:
         super().__init__()
         resnet = getattr(torchvision.models, name)(weights=None)
+        if stem == "small":
+            resnet.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        elif in_channels != 3:
+            resnet.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
         resnet.fc = nn.Identity()
         self.body = resnet
         self.out_features = TRUNK_DIMS[name]
@@ -43,7 +55,7 @@ def build_backbone(config: ModelConfig) -> nn.Module:
     """The feature extractor φ named by the config, with its weights loaded."""
     if config.backbone == "identity":
         return IdentityBackbone(config.out_features)
-    trunk = ResNetTrunk(config.backbone)
+    trunk = ResNetTrunk(config.backbone, config.stem, config.in_channels)
     if config.backbone_weights:
         state = _backbone_state(config.backbone, config.backbone_weights)
         state = {key.removeprefix("body."): value for key, value in state.items()}

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mlfer.core.config import RunConfig
+from mlfer.core.config import IN_CHANNELS, RunConfig
 from mlfer.core.errors import MlferError
 from mlfer.core.expressions import NUM_EXPRESSIONS
-from mlfer.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_batch
+from mlfer.data.transforms import channel_statistics, eval_batch
 from mlfer.evaluation.thresholds import DEFAULT_THRESHOLD, as_thresholds, choose_thresholds
 
 
@@ -25,35 +25,36 @@ from mlfer.evaluation.thresholds import DEFAULT_THRESHOLD, as_thresholds, choose
 class Preprocessing:
     """How faces become a model's input batch, and the thresholds that name its predictions.
 
-    An aligned RGB face is resized to ``image_size`` x ``image_size``, scaled to [0, 1] and
-    normalised per channel, ``x' = (x - mean) / std``.
+    An aligned RGB face (made grey for ``channels=1``) is resized to ``image_size`` x
+    ``image_size``, scaled to [0, 1] and normalised per channel, ``x' = (x - mean) / std``.
 
     Args:
         image_size: side of the square aligned face (a model folder's ``train.image_size``;
             224, the paper's, for a model built in memory).
-        channels: colour channels of the input; faces are read as RGB, so 3.
-        mean, std: per-channel normalisation (ImageNet's, which the backbones start from).
+        channels: input channels, 3 (RGB) or 1 (grey; a model folder's ``model.in_channels``).
+        mean, std: per-channel normalisation (default: ImageNet's, or their average for grey).
         thresholds: six per-expression decision thresholds in RAF order (0.5 each by default).
     """
 
     image_size: int = 224
     channels: int = 3
-    mean: tuple[float, ...] = IMAGENET_MEAN
-    std: tuple[float, ...] = IMAGENET_STD
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
     thresholds: tuple[float, ...] = (DEFAULT_THRESHOLD,) * NUM_EXPRESSIONS
 
     def __post_init__(self) -> None:
         if self.image_size < 1:
             raise MlferError(f"must be at least 1, got {self.image_size}", field="image_size")
-        if self.channels != 3:
-            raise MlferError(f"faces are read as RGB: channels must be 3, got {self.channels}", field="channels")
-        for name in ("mean", "std"):
-            values = tuple(float(value) for value in getattr(self, name))
+        if self.channels not in IN_CHANNELS:
+            raise MlferError(f"must be 1 (grey) or 3 (RGB), got {self.channels}", field="channels")
+        for name, default in zip(("mean", "std"), channel_statistics(self.channels)):
+            given: tuple[float, ...] | None = getattr(self, name)
+            values = tuple(float(value) for value in (default if given is None else given))
             if len(values) != self.channels:
                 raise MlferError(f"expected {self.channels} values (one per channel), got {values}", field=name)
+            if name == "std" and not all(value > 0 for value in values):
+                raise MlferError(f"must be positive, got {values}", field="std")
             object.__setattr__(self, name, values)
-        if not all(value > 0 for value in self.std):
-            raise MlferError(f"must be positive, got {self.std}", field="std")
         object.__setattr__(self, "thresholds", tuple(as_thresholds(self.thresholds).tolist()))
 
     @classmethod
@@ -67,12 +68,12 @@ class Preprocessing:
                 0.5 each), ``"tuned"`` (``thresholds.json``, which must exist) or ``"default"``.
         """
         values = tuple(choose_thresholds(thresholds, directory).tolist())
-        return cls(image_size=config.train.image_size, thresholds=values)
+        return cls(image_size=config.train.image_size, channels=config.model.in_channels, thresholds=values)
 
     def threshold_array(self) -> np.ndarray:
         """The thresholds as a (6,) float array, RAF order."""
         return np.asarray(self.thresholds, dtype=np.float64)
 
     def batch(self, faces: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
-        """Aligned RGB uint8 faces (each H x W x 3) as the model's input, N x 3 x size x size."""
-        return eval_batch(faces, self.image_size, self.mean, self.std)
+        """Aligned RGB uint8 faces (each H x W x 3) as the model's input, N x C x size x size."""
+        return eval_batch(faces, self.image_size, self.mean, self.std, self.channels)

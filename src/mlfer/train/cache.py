@@ -106,7 +106,8 @@ def shared_cache_entry(
     if not dist.is_initialized():
         return cache.get_or_compute(description, compute)
     cached = cache.load(description)
-    if sum_across(torch.tensor([float(cached is None)])).item() == 0:
+    misses = sum_across(torch.tensor([float(cached is None)])).item()
+    if misses == 0 and cached is not None:  # every process read the entry
         return cached, True
     features = compute().detach().cpu()
     if is_local_main():

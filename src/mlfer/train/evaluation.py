@@ -39,13 +39,14 @@ def evaluate_model(model: MultiLabelModel, data: LabelledData, image_size: int, 
     latter with the evaluation transform at ``image_size``); under torchrun each process
     evaluates its ordered shard and every process gets all rows."""
     model = model.to(device)
-    if data.is_features:
+    if data.features is not None:
         shard = ordered_shard(len(data), FEATURE_EVAL_CHUNK)
         features = torch.as_tensor(np.asarray(data.features[shard], dtype=np.float32))
         targets = target_tensor(data.labels[shard], torch.device("cpu"))
         return evaluate_batches(model, FeatureBatches(features, targets, None, FEATURE_EVAL_CHUNK), device)
     sampler = OrderedShardSampler(len(data), EVAL_BATCH_SIZE)
-    loader = image_loader(data, eval_transform(image_size), EVAL_BATCH_SIZE, sampler=sampler)
+    channels = model.config.in_channels
+    loader = image_loader(data, eval_transform(image_size, channels=channels), EVAL_BATCH_SIZE, sampler=sampler)
     return evaluate_batches(model, LoaderBatches(loader), device)
 
 

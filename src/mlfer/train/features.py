@@ -75,13 +75,13 @@ def image_loader(
 
 
 def image_batches(
-    data: LabelledData, partition: Partition, config: TrainConfig, generator: torch.Generator
+    data: LabelledData, partition: Partition, config: TrainConfig, generator: torch.Generator, channels: int = 3
 ) -> tuple[LoaderBatches, LoaderBatches]:
     """Shuffled training batches (random flips with ``config.flip``) and ordered test batches
-    of a partition's images; under torchrun, this process's share of each global training
-    batch and its ordered shard of the test rows."""
+    of a partition's images, with ``channels`` (3 RGB, 1 grey); under torchrun, this
+    process's share of each global training batch and its ordered shard of the test rows."""
     size = config.image_size
-    augment = train_transform(size) if config.flip else eval_transform(size)
+    augment = train_transform(size, channels) if config.flip else eval_transform(size, channels=channels)
     train_data, test_data = data.subset(partition.train), data.subset(partition.test)
     if world_size() > 1:
         train = image_loader(
@@ -98,7 +98,7 @@ def image_batches(
         )
     test = image_loader(
         test_data,
-        eval_transform(size),
+        eval_transform(size, channels=channels),
         EVAL_BATCH_SIZE,
         workers=config.workers,
         sampler=OrderedShardSampler(len(test_data), EVAL_BATCH_SIZE),
@@ -106,9 +106,9 @@ def image_batches(
     return LoaderBatches(train), LoaderBatches(test)
 
 
-def flipped_transform(size: int) -> transforms.Compose:
+def flipped_transform(size: int, channels: int = 3) -> transforms.Compose:
     """The evaluation transform followed by a horizontal flip (for the cached flipped copies)."""
-    return transforms.Compose([eval_transform(size), transforms.RandomHorizontalFlip(p=1.0)])
+    return transforms.Compose([eval_transform(size, channels=channels), transforms.RandomHorizontalFlip(p=1.0)])
 
 
 def fold_batchnorm(module: nn.Module) -> nn.Module:
@@ -191,7 +191,8 @@ def backbone_features(
     """
     if data.is_features:
         return torch.as_tensor(np.asarray(data.features, dtype=np.float32))
-    transform = flipped_transform(image_size) if flip else eval_transform(image_size)
+    channels = config.in_channels
+    transform = flipped_transform(image_size, channels) if flip else eval_transform(image_size, channels=channels)
     if cache is None:
         return extract_features(backbone, data, transform, device, progress)
     description = {
@@ -199,6 +200,9 @@ def backbone_features(
         "dataset": data.spec,
         "rows": FeatureCache.key({"ids": list(data.ids)}),
         "backbone": config.backbone,
+        # the small stem and grey input only where set, so that earlier cache entries stay valid
+        **({"stem": config.stem} if config.stem != "standard" else {}),
+        **({"in_channels": channels} if channels != 3 else {}),
         "weights": weights_identity(config, seed),
         "image_size": image_size,
         "flip": flip,

@@ -279,5 +279,5 @@ def train_finetune(
     if run.config.train.resident:
         batches = resident_batches(data, partition, run.config.train, run.generator, run.device)
     else:
-        batches = image_batches(data, partition, run.config.train, run.generator)
+        batches = image_batches(data, partition, run.config.train, run.generator, run.config.model.in_channels)
     return _fit_run(run, *batches, finetune=True, name=name, run_dir=run_dir, progress=progress)

@@ -9,6 +9,8 @@ process, :func:`training_module` returns the module itself.
 
 from __future__ import annotations
 
+import typing
+
 import torch
 from torch import nn
 
@@ -57,4 +59,4 @@ def training_module(module: nn.Module, config: TrainConfig, device: torch.device
     if config.amp != "none" or config.channels_last:
         module = Accelerated(module, config.amp, config.channels_last)
     module = wrap_data_parallel(module, device)
-    return torch.compile(module) if config.compile else module
+    return typing.cast(nn.Module, torch.compile(module)) if config.compile else module

@@ -118,7 +118,7 @@ def pretrain_backbone(
     prepare_out_dir(out_dir, config, resume)
     seed_everything(config.train.seed, config.train.deterministic)
     trunk = build_backbone(config.model)
-    classifier = nn.Linear(trunk.out_features, NUM_EXPRESSIONS)
+    classifier = nn.Linear(config.model.out_features, NUM_EXPRESSIONS)
     network = nn.Sequential(trunk, classifier).to(device)
     generator = torch.Generator().manual_seed(config.train.seed)
     optimizer = make_optimizer(
@@ -127,7 +127,7 @@ def pretrain_backbone(
         config.train,
     )
     objects = Resumable(network, optimizer, make_scheduler(optimizer, config.train), generator)
-    train_batches, test_batches = image_batches(data, partition, config.train, generator)
+    train_batches, test_batches = image_batches(data, partition, config.train, generator, config.model.in_channels)
     history = fit(
         network,
         train_batches,

@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -127,7 +128,7 @@ class _Extractor:
         ``--prototypes`` dataset), computed only when a head asks for them."""
 
         def source() -> tuple[torch.Tensor, np.ndarray]:
-            chosen = data if data is not None else load_dataset(self.config.prototypes)
+            chosen = data if data is not None else load_dataset(str(self.config.prototypes))
             check_fits(self.config, chosen)
             features = self.features(chosen)
             keep = readable_rows(features, np.arange(len(chosen)) if rows is None else rows, "prototype")
@@ -168,7 +169,7 @@ def _run_seed(
             continue
         if len(partition.test) == 0 or len(partition.train) == 0:
             raise MlferError(f"partition {partition.name} has no training or no test rows", field=data.spec)
-        common = {
+        common: dict[str, Any] = {
             "seed": seed,
             "backbone": extractor.backbone,
             "name": name,
@@ -176,7 +177,7 @@ def _run_seed(
             "device": device,
             "progress": progress,
         }
-        if frozen:
+        if plain is not None:
             train_rows = readable_rows(plain, partition.train, "training")
             test_rows = readable_rows(plain, partition.test, "test")
             train = FeatureSet(
@@ -200,6 +201,7 @@ def _draw_graph(graph: LabelGraph, path: Path) -> None:
 
 def _write_outputs(results: TrainingResults, out_dir: Path) -> None:
     first = results.runs[0].directory
+    assert first is not None, "runs trained by train_runs have a run folder"
     for name in (MODEL_FILE, GRAPH_FILE):
         with atomic_path(out_dir / name) as temporary:
             shutil.copyfile(first / name, temporary)

@@ -29,7 +29,7 @@ PrototypeSource = Callable[[], tuple[torch.Tensor, np.ndarray]]
 
 def data_overrides(data: LabelledData) -> dict[str, Any]:
     """Settings a dataset implies: feature vectors need the identity backbone of their size."""
-    if data.is_features:
+    if data.features is not None:
         return {"model.backbone": "identity", "model.feature_dim": int(data.features.shape[1])}
     return {}
 
@@ -37,10 +37,11 @@ def data_overrides(data: LabelledData) -> dict[str, Any]:
 def check_fits(config: RunConfig, data: LabelledData) -> None:
     """Refuse a backbone that cannot read the dataset's rows."""
     model = config.model
-    if data.is_features and (model.backbone != "identity" or model.feature_dim != data.features.shape[1]):
+    width = None if data.features is None else data.features.shape[1]
+    if width is not None and (model.backbone != "identity" or model.feature_dim != width):
         raise MlferError(
-            f"{data.spec} holds {data.features.shape[1]}-d feature vectors: it needs model.backbone=identity "
-            f"and model.feature_dim={data.features.shape[1]} (got {model.backbone}, {model.feature_dim})",
+            f"{data.spec} holds {width}-d feature vectors: it needs model.backbone=identity "
+            f"and model.feature_dim={width} (got {model.backbone}, {model.feature_dim})",
             field="model.backbone",
         )
     if not data.is_features and model.backbone == "identity":
@@ -117,7 +118,7 @@ def build_run_model(
     head = head_class(model_config.head)
     adjacency = head.graph_adjacency(graph, model_config)
     visual = prototypes_with_fallback(*prototypes()) if head.uses_prototypes else None
-    preprocessing = Preprocessing(image_size=config.train.image_size)
+    preprocessing = Preprocessing(image_size=config.train.image_size, channels=model_config.in_channels)
     model = build_model(
         model_config, adjacency, vectors, visual, load_backbone_weights=backbone is None, preprocessing=preprocessing
     )
