@@ -50,6 +50,15 @@ FUZZED = {
     "glove": "GloVe text and .gz: random vocabularies and dimensions; one bad value in a label word's vector",
     "read_image": "images of 7 formats x 8 modes x EXIF orientations, damaged; random bytes with every image "
     "suffix; PNG/BMP/GIF headers declaring 100000 x 100000; empty files; truncated real photos",
+    "model folder sizes": "a model folder's `config.yaml` with sizes and counts set at random (negative, 0, not "
+    "fitting the weights, 10^9, 2^63), layers added or removed; shapes in the weights header changed; each within "
+    "1 s of CPU and 100 MB of memory",
+    "checksums": "`model.safetensors` metadata without its SHA-256, with it damaged, renamed or another model's, or "
+    "none, with and without damaged tensor data, trusted or not; `predict`, `evaluate`, `export` without a checksum",
+    "undecodable names": "photos named with random bytes (invalid UTF-8, backslashes, quotes, newlines, controls) "
+    "given to `mlfer predict` (CSV, JSON, JSONL, Parquet) and `mlfer align`; `printable` on random bytes",
+    "expansion bombs": "YAML alias bombs (2-10 levels, in `--set` and `config.yaml`), zip bombs of 150-300 MB beside "
+    "the arrays of an npz and a `.mat`, a GloVe .gz of one endless line, a PNG inflating to 196 Mpx; 100 MB of memory",
 }
 #: The faults injected into each command (rows of the second table).
 KILLED = {
@@ -72,6 +81,10 @@ OTHER = {
     "mlfer predict: disk full": "`mlfer predict --out X.parquet --annotate` on a 1 MiB tmpfs with 0 to 700 kB free",
     "mlfer train: disk full": "`mlfer train --out` on a 1 MiB tmpfs with 0 to 700 kB free",
     "save_model: disk full": "`save_model` of a ResNet18 checkpoint on a 1 MiB tmpfs",
+    "unwritable destinations": "`predict --out`/`--annotate`, `align`, `train`, `evaluate`, `export`, `graph` and "
+    "`save_model` writing to a read-only file system, below a file, names too long, a folder or file in the way",
+    "concurrent runs": "two `mlfer train --resume` on one folder started at random moments of each other (clear "
+    "error: the second refused, 'in use by process N'); runs started after the holder was killed",
 }
 
 

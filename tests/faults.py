@@ -15,6 +15,7 @@ when it is set; ``scripts/reliability.py`` turns the log into the table of docs/
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import multiprocessing
@@ -24,11 +25,13 @@ import random
 import re
 import select
 import signal
+import subprocess
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -134,6 +137,65 @@ def _isolated(call: Callable[[], T], seconds: float) -> tuple[str, Any]:
     error = MlferError(reply[1])
     error.path, error.line, error.field = reply[2:]
     return "raised", error
+
+
+def _memory_kib(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
+
+
+def peak_memory_growth(call: Callable[[], T]) -> tuple[T | BaseException, int]:
+    """Run ``call``; its result (or the exception it raised) and how many bytes the process's
+    peak resident memory rose above the memory in use at the start (Linux: the kernel's peak,
+    VmHWM, is reset through ``/proc/self/clear_refs`` first)."""
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as reset:
+        reset.write("5")
+    start = _memory_kib("VmRSS")
+    try:
+        outcome: T | BaseException = call()
+    except BaseException as error:
+        outcome = error
+    return outcome, (_memory_kib("VmHWM") - start) * 1024
+
+
+#: Most the peak memory may grow in a case fed a bomb or a model folder asking for huge sizes.
+MEMORY_BOUND = 100_000_000
+
+
+def within_memory(call: Callable[[], T], bound: int = MEMORY_BOUND) -> Callable[[], T]:
+    """``call``, failing (as a crash, in :func:`check_case`) when the process's peak memory
+    grows by more than ``bound`` bytes while it runs (see :func:`peak_memory_growth`)."""
+
+    def measured() -> T:
+        outcome, growth = peak_memory_growth(call)
+        if growth > bound:
+            raise CaseFailure(f"the peak memory grew by {growth / 1e6:.0f} MB (bound {bound / 1e6:.0f} MB)")
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    return measured
+
+
+@contextmanager
+def tmpfs(folder: Path, options: str) -> Iterator[Path]:
+    """A tmpfs mounted on ``folder`` (created) with the mount ``options`` (``size=1m``,
+    ``ro,size=64k``); it needs root and a kernel that allows it, and the test is skipped otherwise."""
+    import pytest
+
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs ({options}) here: {mounted.stderr.decode(errors='replace').strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def read_only_folder(folder: Path) -> contextlib.AbstractContextManager[Path]:
+    """``folder`` as a read-only file system (a read-only tmpfs: permission bits do not stop root)."""
+    return tmpfs(folder, "ro,size=64k")
 
 
 def names_place(error: MlferError) -> bool:

@@ -1,5 +1,8 @@
 """Run configs: presets carry the paper's settings, overrides are typed and checked, YAML round trip."""
 
+import itertools
+import tracemalloc
+
 import pytest
 
 from mlfer.core.config import PRESETS, load_config, make_config, parse_overrides, save_config
@@ -73,3 +76,99 @@ def test_yaml_round_trip(tmp_path):
     (tmp_path / "bad.yaml").write_text("model: [unclosed")
     with pytest.raises(MlferError, match="bad.yaml"):
         load_config(tmp_path / "bad.yaml")
+
+
+@pytest.mark.parametrize(
+    "item, field",
+    [
+        ("model.mfb_o=500000", "model.mfb_o"),
+        ("model.mfb_o=1000000000", "model.mfb_o"),
+        ("model.mfb_k=-1", "model.mfb_k"),
+        ("model.mfb_o=16384", "model.mfb_o"),  # within its own bound, but k * o = 5 x 16384 is not
+        ("model.graph_widths=1000000000,2048", "model.graph_widths"),
+        ("model.graph_widths=-5,2048", "model.graph_widths"),
+        ("model.word_dim=-3", "model.word_dim"),
+        ("model.word_dim=0", "model.word_dim"),
+        ("model.mfb_dropout=1.5", "model.mfb_dropout"),
+        ("train.epochs=1" + "0" * 400, "train.epochs"),
+        ("train.epochs=1000000", "train.epochs"),
+        ("train.batch_size=100000000", "train.batch_size"),
+        ("train.lr_step=1000000000", "train.lr_step"),
+        ("train.image_size=100000", "train.image_size"),
+        ("train.seed=-1", "train.seed"),
+        ("train.seed=4294967296", "train.seed"),
+        ("train.workers=100000", "train.workers"),
+    ],
+)
+def test_sizes_and_counts_are_bounded(item, field):
+    with pytest.raises(MlferError) as caught:
+        make_config("raf-compound", [item])
+    assert caught.value.field == field and len(str(caught.value)) < 300, str(caught.value)[:500]
+
+
+def test_bounded_sizes_name_the_field_and_file_of_a_config(tmp_path):
+    save_config(make_config("raf-ml"), tmp_path / "config.yaml")
+    text = (tmp_path / "config.yaml").read_text()
+    (tmp_path / "config.yaml").write_text(text.replace("mfb_o: 1024", "mfb_o: 500000"))
+    with pytest.raises(MlferError, match="config.yaml.*model.mfb_o"):
+        load_config(tmp_path / "config.yaml")
+
+
+def test_the_largest_bounded_values_are_accepted():
+    config = make_config(
+        None,
+        ["model.mfb_k=8", "model.mfb_o=8192", "model.word_dim=4096", "train.epochs=10000", "train.seed=4294967295"],
+    )
+    assert (config.model.mfb_k * config.model.mfb_o, config.train.seed) == (65536, 2**32 - 1)
+
+
+def _alias_bomb(levels: int = 8) -> str:
+    """A YAML value of ``levels`` nested lists, each holding the previous one nine times."""
+    names = [chr(ord("a") + level) for level in range(levels)]
+    lists = [f"&{names[0]} [{', '.join(['lol'] * 9)}]"]
+    lists += [f"&{name} [{', '.join([f'*{previous}'] * 9)}]" for previous, name in itertools.pairwise(names)]
+    return "[" + ", ".join(lists) + "]"
+
+
+@pytest.mark.parametrize("key", ["model.head", "train.epochs", "model.graph_widths", "dataset", "train.flip"])
+def test_an_alias_bomb_in_set_is_refused_in_a_short_message(key):
+    tracemalloc.start()
+    try:
+        with pytest.raises(MlferError) as caught:
+            make_config(None, [f"{key}={_alias_bomb()}"])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    message = str(caught.value)
+    assert "alias" in message and caught.value.field == "--set" and len(message) < 300, message[:500]
+    assert peak < 20_000_000, f"{peak / 1e6:.0f} MB"
+
+
+def test_aliases_in_a_config_file_are_refused_naming_the_line(tmp_path):
+    save_config(make_config("raf-ml"), tmp_path / "config.yaml")
+    text = (tmp_path / "config.yaml").read_text()
+    (tmp_path / "config.yaml").write_text(text + "bomb: " + _alias_bomb() + "\n")
+    with pytest.raises(MlferError) as caught:
+        load_config(tmp_path / "config.yaml")
+    assert "alias" in str(caught.value) and caught.value.line == len(text.splitlines()) + 1
+    assert len(str(caught.value)) < 300
+
+
+def test_long_bad_values_are_quoted_by_a_short_prefix():
+    with pytest.raises(MlferError) as caught:
+        make_config(None, ["model.mfb_o=" + "x" * 1_000_000])
+    assert len(str(caught.value)) < 300 and "xxxx" in str(caught.value)
+
+
+@pytest.mark.parametrize("value", ["!!python/object:os.system", "'unclosed", "[" * 300, "{a: 1"])
+def test_yaml_errors_of_set_are_one_line(value):
+    with pytest.raises(MlferError) as caught:
+        make_config(None, [f"model.head={value}"])
+    assert "\n" not in str(caught.value) and caught.value.field == "--set", str(caught.value)
+
+
+def test_yaml_errors_of_a_config_file_are_one_line(tmp_path):
+    (tmp_path / "config.yaml").write_text("model:\n  head: !!python/object:os.system x\n")
+    with pytest.raises(MlferError) as caught:
+        load_config(tmp_path / "config.yaml")
+    assert "\n" not in str(caught.value) and caught.value.line == 2, str(caught.value)

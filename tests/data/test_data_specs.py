@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import time
 
 import numpy as np
 import pytest
@@ -120,3 +121,20 @@ def test_synthetic_spec_size_and_seed():
     assert not np.array_equal(load_dataset("synthetic:12").images, data.images)
     with pytest.raises(MlferError, match="positive row count"):
         load_dataset("synthetic:many")
+
+
+@pytest.mark.parametrize(
+    "spec, field",
+    [
+        ("synthetic:2?size=100000", "size"),
+        ("synthetic:2?size=" + "9" * 400, "size"),
+        ("synthetic:100000000", "synthetic"),
+        ("synthetic:" + "9" * 400, "synthetic"),
+        ("synthetic:20000?size=512", "synthetic"),  # each bound kept, but 15 GB of images
+    ],
+)
+def test_synthetic_sizes_are_bounded(spec, field):
+    started = time.process_time()
+    with pytest.raises(MlferError) as caught:
+        load_dataset(spec)
+    assert caught.value.field == field and time.process_time() - started < 1.0

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from faults import peak_memory_growth
 from mlfer.core.errors import MlferError
 from mlfer.data import load_dataset
 
@@ -161,3 +165,48 @@ def test_folder_unknown_subfolder_is_named(tmp_path):
     (tmp_path / "neutral").rmdir()
     with pytest.raises(MlferError, match="no images"):
         load_dataset(f"folder:{tmp_path}")
+
+
+def _npz_with_extra(path: Path, extra: Callable[[zipfile.ZipFile], None]) -> Path:
+    """A valid features npz (8 rows) plus whatever ``extra`` adds to the archive."""
+    rng = np.random.default_rng(0)
+    np.savez(path, features=rng.normal(size=(8, 4)).astype(np.float32), labels=np.eye(6, dtype=np.uint8)[[0, 1] * 4])
+    with zipfile.ZipFile(path, "a") as archive:
+        extra(archive)
+    return path
+
+
+def _zeros_bomb(archive: zipfile.ZipFile, megabytes: int = 300) -> None:
+    """``bomb.npy``: a uint8 array of ``megabytes`` MB of zeros, deflated to a few hundred kB."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": (megabytes << 20,)})
+    info = zipfile.ZipInfo("bomb.npy")
+    info.compress_type = zipfile.ZIP_DEFLATED
+    with archive.open(info, "w", force_zip64=True) as member:
+        member.write(header.getvalue())
+        for _ in range(megabytes):
+            member.write(bytes(1 << 20))
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        lambda archive: archive.writestr("junk.npy", b"\x93NUMPY not an array"),
+        lambda archive: archive.writestr("text.txt", b"\xff" * 100),
+        lambda archive: archive.writestr(
+            "huge.npy",
+            b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False,"
+            b" 'shape': (1000000000000,), }" + b" " * 38 + b"\n",
+        ),
+    ],
+)
+def test_other_arrays_of_a_features_npz_are_not_read(tmp_path, extra):
+    data = load_dataset(f"features:{_npz_with_extra(tmp_path / 'f.npz', extra)}")
+    assert data.features.shape == (8, 4)
+
+
+def test_a_zip_bomb_beside_the_features_costs_nothing(tmp_path):
+    path = _npz_with_extra(tmp_path / "f.npz", _zeros_bomb)
+    assert path.stat().st_size < 2_000_000
+    data, growth = peak_memory_growth(lambda: load_dataset(f"features:{path}"))
+    assert data.features.shape == (8, 4) and growth < 50_000_000, growth

@@ -16,6 +16,7 @@ from mlfer.evaluation.thresholds import (
     GRID,
     THRESHOLDS_FILE,
     choose_thresholds,
+    default_thresholds,
     load_thresholds,
     save_thresholds,
     tune_thresholds,
@@ -111,5 +112,14 @@ def test_malformed_thresholds_file_names_the_file(tmp_path, text: str, message: 
 
 
 def test_unknown_threshold_kind_is_refused(tmp_path) -> None:
-    with pytest.raises(MlferError, match="--thresholds"):
+    with pytest.raises(MlferError, match="choose default, tuned or auto"):
         choose_thresholds("best", tmp_path)
+
+
+def test_auto_thresholds_are_the_tuned_ones_where_the_folder_has_them(tmp_path) -> None:
+    np.testing.assert_array_equal(choose_thresholds("auto", tmp_path), default_thresholds())
+    with pytest.raises(MlferError, match="no tuned thresholds"):
+        choose_thresholds("tuned", tmp_path)
+    save_thresholds(tmp_path, [0.3] * 6)
+    np.testing.assert_array_equal(choose_thresholds("auto", tmp_path), [0.3] * 6)
+    np.testing.assert_array_equal(choose_thresholds("default", tmp_path), default_thresholds())

@@ -5,7 +5,6 @@ with an MlferError naming the file and the cause, leaving no partial or temporar
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 
 from builders import SMALL, make_checkpoint, write_features
-from faults import CLEAR_ERROR, HALF_WRITTEN, RESULT, check_outputs, record
+from faults import CLEAR_ERROR, HALF_WRITTEN, RESULT, check_outputs, record, tmpfs
 from mlfer.cli import main
 from mlfer.core.config import load_config
 from mlfer.core.errors import MlferError
@@ -26,16 +25,8 @@ FREE = (0, 6_000, 40_000, 150_000, 700_000)
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs (needs root and a kernel that allows it; skipped otherwise)."""
-    folder = tmp_path / "disk"
-    folder.mkdir()
-    mount = ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)]
-    mounted = subprocess.run(mount, capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip() or mounted.returncode}")
-    try:
+    with tmpfs(tmp_path / "disk", "size=1m") as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 def fill(disk: Path, free: int) -> None:

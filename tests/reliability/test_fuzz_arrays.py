@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from faults import check_case, examples, mutated
-from mlfer.cli.graph import read_labels
 from mlfer.core.errors import MlferError
 from mlfer.data import LabelledData, load_dataset
+from mlfer.data.label_files import read_labels
 
 FUZZ = settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -44,10 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Read the labels, build and print the graph, write graph.json and graph.png."""
+    from mlfer.core.fileio import check_destination
     from mlfer.data.label_files import read_labels
     from mlfer.graph import LabelGraph, draw_graph, save_graph
     from mlfer.graph.label_graph import format_table
 
+    check_destination(args.out, folder=True)
     labels = read_labels(args.labels, args.binarize)
     graph = LabelGraph.from_labels(labels, args.t1, args.t2)
     mlgcn = graph.mlgcn_adjacency(args.p)
@@ -55,7 +57,6 @@ def run(args: argparse.Namespace) -> int:
     print(graph.summary())
     print(f"ML-GCN adjacency (eq. 13-14, t = t2, p = {args.p:g}):")
     print(format_table(mlgcn, graph.names))
-    args.out.mkdir(parents=True, exist_ok=True)
     save_graph(graph, args.out / "graph.json")
     draw_graph(graph, args.out / "graph.png")
     print(f"wrote {args.out / 'graph.json'} and {args.out / 'graph.png'}")

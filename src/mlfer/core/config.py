@@ -54,6 +54,11 @@ _SHORT.maxstring = _SHORT.maxother = _SHORT.maxlong = 60
 #: Backbones by name, and the size D of the feature vector of each torchvision trunk.
 BACKBONES: tuple[str, ...] = ("resnet50", "resnet18", "identity")
 TRUNK_DIMS: dict[str, int] = {"resnet50": 2048, "resnet18": 512}
+#: ``model.stem``: torchvision's 7 x 7 stride-2 convolution and max-pool (for 224 px faces), or a
+#: 3 x 3 stride-1 convolution before the same max-pool (for small faces such as FER+'s 48 x 48).
+STEMS: tuple[str, ...] = ("standard", "small")
+#: ``model.in_channels``: grey or RGB input.
+IN_CHANNELS: tuple[int, ...] = (1, 3)
 #: The residual blocks of the ResNet trunks, from fine (stride 4) to coarse (stride 32).
 RESNET_BLOCKS: tuple[str, ...] = ("layer1", "layer2", "layer3", "layer4")
 
@@ -68,6 +73,9 @@ class ModelConfig:
         backbone_weights: ``None`` (random), ``"imagenet"`` (torchvision's file), or a
             local ``.safetensors``/``.pth`` file of the trunk.
         feature_dim: D for the identity backbone.
+        stem: ``standard`` (torchvision's ResNet) or ``small`` (3 x 3 stride-1 first convolution,
+            for 48-64 px faces); see :data:`STEMS`.
+        in_channels: 3 (RGB faces) or 1 (grey faces, read as luminance).
         head: a registered head (``mlfer.models`` checks the name when it builds the model).
         t1, t2: negative and positive relation thresholds (eq. 4); ``t2`` is also the
             SVML-GCN binarisation threshold (eq. 13).
@@ -83,6 +91,8 @@ class ModelConfig:
     backbone: str = "resnet50"
     backbone_weights: str | None = None
     feature_dim: int | None = None
+    stem: str = "standard"
+    in_channels: int = 3
     head: str = "svml-rgcn"
     t1: float = 0.15
     t2: float = 0.4
@@ -107,6 +117,10 @@ class ModelConfig:
             raise MlferError(
                 f"unknown backbone {short(self.backbone)}; choose from {', '.join(BACKBONES)}", field="model.backbone"
             )
+        if self.stem not in STEMS:
+            raise MlferError(f"unknown stem {short(self.stem)}; choose from {', '.join(STEMS)}", field="model.stem")
+        if self.in_channels not in IN_CHANNELS:
+            raise MlferError(f"must be 1 (grey) or 3 (RGB), got {short(self.in_channels)}", field="model.in_channels")
         if self.backbone == "identity" and not self.feature_dim:
             raise MlferError(
                 "the identity backbone needs feature_dim (the size of the feature vectors)", field="model.feature_dim"
@@ -201,6 +215,13 @@ class RunConfig:
     folds: int = 5
     preset: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.train.resident and self.model.in_channels != 3:
+            raise MlferError(
+                "resident images are RGB; a grey model (model.in_channels=1) trains through the data loader",
+                field="train.resident",
+            )
+
 
 #: The paper's settings per dataset (section 4.2); everything else keeps the defaults above.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -260,16 +281,23 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return parsed
 
 
-def load_yaml(text: str) -> Any:
-    """``yaml.safe_load``, refusing anchors and aliases (``&a``, ``*a``): settings never need
-    them, and a few lines of nested aliases expand to gigabytes when the value is printed."""
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+class _NoAliasLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses anchors and aliases as it meets them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
         if getattr(event, "anchor", None) is not None:
             raise yaml.MarkedYAMLError(
                 problem="anchors and aliases (&name, *name) are not accepted in settings",
                 problem_mark=event.start_mark,
             )
-    return yaml.safe_load(text)
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load``, refusing anchors and aliases (``&a``, ``*a``): settings never need
+    them, and a few lines of nested aliases expand to gigabytes when the value is printed."""
+    return yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader: no Python objects
 
 
 def yaml_problem(error: BaseException) -> str:

@@ -26,7 +26,8 @@ LABEL_KEYS = ("labels", "raw_data")
 
 
 def _load_mat(path: Path) -> dict[str, np.ndarray]:
-    """The matrices of a ``.mat`` file, read by scipy in a child process.
+    """The matrices mlfer uses of a ``.mat`` file (``features`` and :data:`LABEL_KEYS`; other
+    variables are never decompressed), read by scipy in a child process.
 
     scipy's compiled MAT reader can kill the process on a damaged file (fuzzing found
     SIGSEGV and SIGBUS from one changed byte), so a forked child reads the file and such a
@@ -36,7 +37,7 @@ def _load_mat(path: Path) -> dict[str, np.ndarray]:
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     try:
         with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-            return pool.submit(scipy.io.loadmat, str(path)).result()
+            return pool.submit(scipy.io.loadmat, str(path), variable_names=["features", *LABEL_KEYS]).result()
     except BrokenProcessPool as error:
         raise MlferError("the .mat file is damaged: reading it crashed scipy's reader", path=path) from error
     except Exception as error:

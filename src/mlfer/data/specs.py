@@ -28,6 +28,10 @@ from mlfer.data.tables import read_csv, read_features
 
 #: Rows of ``synthetic`` when the spec gives no count.
 SYNTHETIC_DEFAULT_SIZE = 2000
+#: Largest side of synthetic faces (they are drawn in chunks of 128 at twice this side).
+SYNTHETIC_MAX_SIZE = 512
+#: Most memory the images of one ``synthetic`` dataset may take (N x size x size x 3 bytes).
+SYNTHETIC_MAX_BYTES = 8 << 30
 
 
 def _number(text: str) -> float:
@@ -77,12 +81,16 @@ def _read_synthetic(target: str, seed: int = 0, single_label: bool = False, size
     from mlfer.data.synthetic import synthetic_dataset
 
     if target and (not target.isdigit() or int(target) < 1):
-        raise MlferError(f"synthetic:N needs a positive row count, got {target!r}", field="synthetic")
-    if size < 32:
-        raise MlferError(f"synthetic faces need size >= 32 pixels, got {size}", field="size")
-    return synthetic_dataset(
-        int(target) if target else SYNTHETIC_DEFAULT_SIZE, seed, size=size, single_label=single_label
-    )
+        raise MlferError(f"synthetic:N needs a positive row count, got {target[:20]!r}", field="synthetic")
+    if not 32 <= size <= SYNTHETIC_MAX_SIZE:
+        raise MlferError(f"synthetic faces need a size from 32 to {SYNTHETIC_MAX_SIZE} pixels", field="size")
+    count = int(target) if target else SYNTHETIC_DEFAULT_SIZE
+    if count * size * size * 3 > SYNTHETIC_MAX_BYTES:
+        raise MlferError(
+            f"{count} faces of {size} x {size} pixels would take more than {SYNTHETIC_MAX_BYTES >> 30} GiB",
+            field="synthetic",
+        )
+    return synthetic_dataset(count, seed, size=size, single_label=single_label)
 
 
 @dataclass(frozen=True)

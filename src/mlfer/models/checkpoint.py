@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -30,8 +31,7 @@ CONFIG_FILE = "config.yaml"
 def save_model(model: MultiLabelModel, config: RunConfig, directory: str | Path) -> None:
     """Write the model's weights and buffers and the run config into ``directory``."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    save_config(config, directory / CONFIG_FILE)
+    save_config(config, directory / CONFIG_FILE)  # creates the folder
     state = {key: value.detach().contiguous().cpu() for key, value in model.state_dict().items()}
     with atomic_path(directory / MODEL_FILE) as temporary:
         metadata = {"format": "mlfer", "head": config.model.head, "sha256": state_sha256(state)}
@@ -113,14 +113,34 @@ def check_weights_header(config: ModelConfig, directory: Path, trust_unverified:
     head_only = dataclasses.replace(config, backbone="identity", feature_dim=config.out_features)
     with torch.device("meta"):
         expected = build_model(head_only, load_backbone_weights=False).state_dict()
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(key for key in set(stored) - set(expected) if key.startswith("head."))
+    if missing or unexpected:
+        layers_only = all(key.startswith("head.layers.") for key in missing + unexpected)
+        if layers_only and _layer_numbers(expected) != _layer_numbers(stored):
+            raise MlferError(
+                f"{MODEL_FILE} holds {len(_layer_numbers(stored))} graph layers, but these settings give "
+                f"{len(_layer_numbers(expected))}",
+                path=directory / CONFIG_FILE,
+                field="model.graph_widths",
+            )
+        raise MlferError(
+            f"{MODEL_FILE} holds the tensors of another head: missing {missing[:5]}, unexpected {unexpected[:5]}",
+            path=directory / CONFIG_FILE,
+            field="model.head",
+        )
     for key, tensor in expected.items():
-        if stored.get(key) != tuple(tensor.shape):
+        if stored[key] != tuple(tensor.shape):
             setting = next((name for prefix, name in _SHAPED_BY.items() if key.startswith(prefix)), "model.head")
             if setting == "D":
                 setting = "model.feature_dim" if config.backbone == "identity" else "model.backbone"
-            found = "no such tensor" if key not in stored else f"shape {list(stored[key])}"
             raise MlferError(
-                f"{MODEL_FILE} holds {found} for {key}, but these settings give shape {list(tensor.shape)}",
+                f"{MODEL_FILE} holds shape {list(stored[key])} for {key}, but these settings give {list(tensor.shape)}",
                 path=directory / CONFIG_FILE,
                 field=setting,
             )
+
+
+def _layer_numbers(keys: Iterable[str]) -> set[str]:
+    """The numbers N of the graph layers ``head.layers.N.*`` among tensor names."""
+    return {key.split(".")[2] for key in keys if key.startswith("head.layers.")}

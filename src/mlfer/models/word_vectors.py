@@ -24,6 +24,9 @@ LABEL_WORDS: tuple[str, ...] = EXPRESSIONS
 #: Name of the packaged GloVe 6B 50-d vectors accepted by :func:`word_vectors`.
 PACKAGED_NAME = "glove-6b-50d"
 
+#: Longest line of a GloVe file read (a 4096-d vector takes about 50,000 characters).
+MAX_LINE = 1 << 20
+
 #: The packaged table (``word,v1..v50``), written by ``scripts/extract_glove_words.py``.
 PACKAGED_VECTORS = Path(__file__).resolve().parents[1] / "resources" / "glove_6b_50d_expressions.csv"
 
@@ -36,13 +39,19 @@ def packaged_word_vectors() -> np.ndarray:
 
 
 def _open_text(path: Path) -> Iterator[str]:
-    """Lines of a plain or gzip-compressed UTF-8 text file (recognised by its magic bytes)."""
+    """Lines of a plain or gzip-compressed UTF-8 text file (recognised by its magic bytes); a
+    line longer than :data:`MAX_LINE` (a damaged file, or a bomb of one endless line) is refused."""
     try:
         with path.open("rb") as handle:
             compressed = handle.read(2) == b"\x1f\x8b"
         opener = gzip.open if compressed else open
         with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
-            yield from handle
+            for number, line in enumerate(iter(lambda: handle.readline(MAX_LINE + 1), ""), start=1):
+                if len(line) > MAX_LINE:
+                    raise MlferError(
+                        f"line longer than {MAX_LINE} characters: not a GloVe file", path=path, line=number
+                    )
+                yield line
     except (OSError, EOFError, zlib.error) as error:  # zlib.error: damaged compressed data
         reason = getattr(error, "strerror", None) or error
         raise MlferError(f"cannot read word vectors: {reason}", path=path) from error

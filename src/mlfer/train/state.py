@@ -48,7 +48,6 @@ class Resumable:
 def save_state(run_dir: Path, epoch: int, history: list[dict[str, Any]], objects: Resumable) -> None:
     """Write ``run_dir/last/`` for the end of ``epoch`` (1-based), atomically."""
     directory = run_dir / LAST_DIR
-    directory.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{key}": value for key, value in objects.module.state_dict().items()}
     optimizer_state = objects.optimizer.state_dict()
     plain_state: dict[str, dict[str, Any]] = {}

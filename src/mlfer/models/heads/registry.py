@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from mlfer.core.config import short
 from mlfer.core.errors import MlferError
 from mlfer.models.heads.base import Head
 
@@ -38,7 +39,7 @@ def head_class(name: str) -> type[Head]:
     try:
         return _HEADS[name]
     except KeyError:
-        raise MlferError(f"unknown head {name!r}; choose from {', '.join(_HEADS)}", field="model.head") from None
+        raise MlferError(f"unknown head {short(name)}; choose from {', '.join(_HEADS)}", field="model.head") from None
 
 
 def head_names() -> tuple[str, ...]:
