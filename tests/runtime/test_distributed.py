@@ -31,8 +31,8 @@ from mlfer.core.config import ModelConfig, TrainConfig
 from mlfer.core.errors import MlferError
 from mlfer.data import load_dataset
 from mlfer.evaluation.metrics import METRIC_NAMES
-from mlfer.models.checkpoint import load_model
 from mlfer.models.backbones import build_backbone
+from mlfer.models.checkpoint import load_model
 from mlfer.runtime import distributed
 from mlfer.train import features, loop
 from mlfer.train.cache import FeatureCache

@@ -20,8 +20,8 @@ import mlfer.train.features as features_module
 from mlfer.core.config import ModelConfig, make_config
 from mlfer.data import load_dataset
 from mlfer.evaluation.metrics import METRIC_NAMES
-from mlfer.models.checkpoint import load_model
 from mlfer.models.backbones import build_backbone
+from mlfer.models.checkpoint import load_model
 from mlfer.train.cache import CacheWarning, FeatureCache
 from mlfer.train.evaluation import evaluate_checkpoint
 from mlfer.train.features import backbone_features

@@ -135,7 +135,9 @@ class ModelConfig:
     @property
     def out_features(self) -> int:
         """D, the size of the backbone's feature vector."""
-        return int(self.feature_dim) if self.backbone == "identity" else TRUNK_DIMS[self.backbone]
+        if self.backbone == "identity":
+            return int(self.feature_dim or 0)  # __post_init__ refuses identity without feature_dim
+        return TRUNK_DIMS[self.backbone]
 
     def layer_widths(self) -> list[int]:
         """Widths of the graph layers (default: two layers of width D)."""
@@ -252,7 +254,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def make_config(preset: str | None = None, overrides: list[str] | dict[str, Any] = (), **top: Any) -> RunConfig:
+def make_config(
+    preset: str | None = None, overrides: list[str] | tuple[str, ...] | dict[str, Any] = (), **top: Any
+) -> RunConfig:
     """A run config from a preset, ``key=value`` overrides (``model.t1=0.2``) and top-level fields."""
     values: dict[str, Any] = {}
     if preset is not None:

@@ -254,5 +254,5 @@ def load_dataset(spec: str, *, folds_seed: int = 0) -> LabelledData:
     if folds is not None:
         if data.folds is not None:
             raise MlferError(f"{spec} already has a folds column; drop folds={folds}", field="folds")
-        data = _with_folds(data, int(folds), folds_seed, source)
+        data = _with_folds(data, int(str(folds)), folds_seed, source)
     return data

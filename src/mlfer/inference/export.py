@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mlfer.core.expressions import EXPRESSIONS
 from mlfer.core.errors import MlferError
+from mlfer.core.expressions import EXPRESSIONS
 from mlfer.core.fileio import atomic_path
 from mlfer.models.heads.baseline import LinearHead
 from mlfer.models.model import MultiLabelModel

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,7 @@ def save_state(run_dir: Path, epoch: int, history: list[dict[str, Any]], objects
     tensor_name = f"state-epoch{epoch:04d}.safetensors"
     with atomic_path(directory / tensor_name) as temporary:
         save_file({key: value.detach().contiguous().cpu() for key, value in tensors.items()}, str(temporary))
-    numpy_state = np.random.get_state()
+    numpy_state = typing.cast(tuple[Any, ...], np.random.get_state())  # the legacy tuple form
     python_state = random.getstate()
     record = {
         "format": FORMAT,
