@@ -17,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Write the backbone and the head's classifier W_C (computed once; plus the bias for "
             "the baseline) as one ONNX graph with a dynamic batch axis. Input 'images': float32 "
-            "N x 3 x S x S RGB, ImageNet-normalised (S = the checkpoint's image size); output "
+            "N x C x S x S, normalised as the model's preprocessing says (C = 3 RGB or 1 grey, "
+            "S = the checkpoint's image size); output "
             "'probabilities': N x 6 sigmoid probabilities in RAF order."
         ),
     )
