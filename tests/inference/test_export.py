@@ -105,3 +105,15 @@ def test_export_refuses_other_suffixes(exported: tuple[Path, Path], tmp_path: Pa
     assert main(["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "model.pt")]) == 2
     assert "field '--out': the output file must end in .onnx" in capsys.readouterr().err
     assert not (tmp_path / "model.pt").exists()
+
+
+@pytest.mark.parametrize("head", ["baseline", "svml-rgcn"])
+def test_the_feature_standardisation_is_folded_in(head: str) -> None:
+    torch.manual_seed(1)
+    model = build_model(ModelConfig(backbone="identity", feature_dim=16, head=head, mfb_k=2, mfb_o=32)).eval()
+    model.standardise.fit(3.0 + 0.01 * torch.randn(50, 16))
+    features = 3.0 + 0.01 * torch.randn(4, 16)
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            FoldedClassifier(model)(features).numpy(), torch.sigmoid(model(features)).numpy(), atol=1e-5
+        )

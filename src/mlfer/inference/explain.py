@@ -73,7 +73,7 @@ def grad_cam(model: MultiLabelModel, images: torch.Tensor, layer: str = "layer4"
         activations = block_features(model.backbone, images, layer)
     activations.requires_grad_(True)
     with torch.enable_grad():
-        logits = model.head(features_after(model.backbone, activations, layer))
+        logits = model.classify(features_after(model.backbone, activations, layer))
         maps = []
         for index in range(len(EXPRESSIONS)):
             (gradients,) = torch.autograd.grad(logits[:, index].sum(), activations, retain_graph=True)

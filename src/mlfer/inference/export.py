@@ -34,10 +34,12 @@ OUTPUT_NAME = "probabilities"
 
 
 class FoldedClassifier(nn.Module):
-    r"""The model with its classifier computed once: :math:`p = \sigma(W_C\, \varphi(x) + b)`.
+    r"""The model with its classifier computed once: :math:`p = \sigma(W\, \varphi(x) + b)`.
 
-    :math:`W_C` (C x D) is the head's :meth:`classifier` evaluated in eval mode (eq. 1);
-    :math:`b` is the baseline's bias and absent for the graph heads.
+    :math:`W_C` (C x D) is the head's :meth:`classifier` evaluated in eval mode (eq. 1), and
+    :math:`b_C` the baseline's bias (0 for the graph heads). The model's feature
+    standardisation :math:`(f - \mu) / \sigma` is folded in:
+    :math:`W = W_C \operatorname{diag}(1/\sigma)`, :math:`b = b_C - W \mu`.
 
     Args:
         model: the trained model.
@@ -51,8 +53,12 @@ class FoldedClassifier(nn.Module):
         model.eval()
         self.backbone = model.backbone
         with torch.no_grad():
-            self.register_buffer("weight", model.head.classifier().detach().clone())
+            weight = model.head.classifier().detach() / model.standardise.std
             bias = model.head.linear.bias.detach().clone() if isinstance(model.head, LinearHead) else None
+            shift = weight @ model.standardise.mean
+            if bool(shift.any()):
+                bias = -shift if bias is None else bias - shift
+        self.register_buffer("weight", weight.clone())
         self.register_buffer("bias", bias)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,10 @@
 """The model: a backbone φ, a classifier head, and the preprocessing its input needs.
 
 ``logits = W_C f`` (eq. 1): the backbone (:mod:`mlfer.models.backbones`) gives ``f`` in
-R^D; a head (:mod:`mlfer.models.heads`) gives the classifier ``W_C`` (C x D). The baseline
+R^D; a head (:mod:`mlfer.models.heads`) gives the classifier ``W_C`` (C x D). Between the two,
+a :class:`FeatureStandardiser` holds the training features' mean and spread (frozen mode
+sets them; identity otherwise), so a head trained on standardised features reads every
+input the same way. The baseline
 learns ``W_C`` directly; the graph heads generate it from the label graph with R-GCN (or
 GCN) layers over node features, so they take no image.
 """
@@ -15,6 +18,34 @@ from mlfer.core.config import ModelConfig
 from mlfer.models.backbones import build_backbone
 from mlfer.models.heads import ArrayInput, Head, HeadInputs, head_class
 from mlfer.models.preprocessing import Preprocessing
+
+#: Least spread of a feature dimension: a constant dimension is centred, not divided by ~0.
+MIN_FEATURE_STD = 1e-6
+
+
+class FeatureStandardiser(nn.Module):
+    r"""``f' = (f - mean) / std`` per feature dimension; identity until :meth:`fit` sets the statistics.
+
+    Args:
+        dim: D, the size of the feature vector.
+    """
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+
+    def fit(self, features: torch.Tensor) -> None:
+        """Take the mean and (population) standard deviation of ``features`` (N x D), the training rows."""
+        features = features.detach().float()
+        self.mean.copy_(features.mean(dim=0))
+        self.std.copy_(features.std(dim=0, correction=0).clamp_min(MIN_FEATURE_STD))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return (features - self.mean) / self.std
 
 
 class MultiLabelModel(nn.Module):
@@ -34,11 +65,16 @@ class MultiLabelModel(nn.Module):
         super().__init__()
         self.config = config
         self.backbone = backbone
+        self.standardise = FeatureStandardiser(config.out_features)
         self.head = head
         self.preprocessing = preprocessing or Preprocessing()
 
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits of backbone features f (N x D): the head on the standardised features."""
+        return self.head(self.standardise(features))
+
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(inputs))
+        return self.classify(self.backbone(inputs))
 
 
 def build_model(

@@ -162,8 +162,8 @@ def make_optimizer(
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> torch.optim.lr_scheduler.StepLR:
-    """Step decay: every ``lr_step`` epochs each group's learning rate is multiplied by ``lr_gamma``."""
-    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
+    """Step decay: every ``config.decay_every()`` epochs each group's learning rate is multiplied by ``lr_gamma``."""
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.decay_every(), gamma=config.lr_gamma)
 
 
 @torch.inference_mode()
