@@ -43,18 +43,16 @@ INTRO = """JAFFE's 213 images as the 243-d LBP features of `../shared/data/jaffe
 rating >= 3, 5-fold cross-validation (the dataset's seeded folds, the same for every model
 and for the logistic regression), seeds 0, 1, 2 (mean ± std over the 15 runs), identity
 backbone, the JAFFE preset untuned (t1 = 1e-6, t2 = 0.45, MFB k = 5, o = 1000, head lr 5e-4,
-Adam with weight decay 2e-4, batch 32, 80 epochs, lr / 10 every 20), the packaged 50-d GloVe
-vectors. Fear has no single-label row in JAFFE, so its visual prototype is the mean of the
-training rows that carry it. The models were trained by
+Adam with weight decay 2e-4, batch 32, 80 epochs), the packaged 50-d GloVe vectors, and the
+engine's frozen-mode defaults: features standardised with each training fold's statistics,
+a constant learning rate (the paper's lr / 10 every 20 epochs is for end-to-end training;
+[training.md](training.md) says why). Fear has no single-label row in JAFFE, so its visual
+prototype is the mean of the training rows that carry it. The models were trained by
 
     mlfer ablate --dataset "ldl:../shared/data/jaffe/jaffe.mat?preset=jaffe" --preset jaffe --seeds 0,1,2 --out OUT
-    python bench/jaffe.py --write-standardised jaffe-std.npz
-    mlfer ablate --dataset features:jaffe-std.npz --preset jaffe --seeds 0,1,2 --out OUT-std
 
-`mlfer ablate` has no feature standardisation: the first table uses the LBP features as
-read, the second the features standardised with the mean and standard deviation of all 213
-rows (label-free statistics, test rows included; same folds). The logistic regression
-standardises within each training fold; it is deterministic, so its ± is over the 5 folds."""
+The logistic regression standardises within each training fold too; it is deterministic, so
+its ± is over the 5 folds."""
 
 
 def logistic_regression_runs(data: LabelledData, folds: int = 5, c: float = 0.1) -> pd.DataFrame:
@@ -68,19 +66,6 @@ def logistic_regression_runs(data: LabelledData, folds: int = 5, c: float = 0.1)
         scores = model.predict_proba(features[partition.test])
         rows[partition.name] = compute_metrics(data.labels[partition.test], scores)
     return pd.DataFrame.from_dict(rows, orient="index")[list(METRIC_NAMES)]
-
-
-def write_standardised(data: LabelledData, path: Path, folds: int = 5) -> None:
-    """A ``features:`` npz of ``data`` with every feature standardised over all rows (label-free
-    statistics of the whole set, test rows included) and a ``folds`` column holding the same
-    partitions, for ``mlfer ablate``, which has no standardisation of its own."""
-    features = np.asarray(data.features, dtype=np.float64)
-    scale = features.std(axis=0)
-    standardised = (features - features.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
-    fold_of_row = np.empty(len(data), dtype=np.int64)
-    for number, partition in enumerate(data.partitions(folds, seed=0)):
-        fold_of_row[partition.test] = number
-    np.savez(path, features=standardised.astype(np.float32), labels=data.labels, folds=fold_of_row)
 
 
 def summary(runs: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -191,18 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         help="a title and the --out folder of an mlfer ablate run on these folds (repeatable)",
     )
     parser.add_argument("--dataset", default=SPEC, metavar="SPEC", help=f"the dataset spec (default {SPEC})")
-    parser.add_argument(
-        "--write-standardised",
-        type=Path,
-        metavar="NPZ",
-        help="write the dataset's features standardised over all rows, with its folds, to NPZ",
-    )
     parser.add_argument("--smoke", action="store_true", help="synthetic features, no ablation table, no writing")
     parser.add_argument("--write", action="store_true", help="write the tables to docs/benchmarks.md")
     args = parser.parse_args(argv)
     data = smoke_data() if args.smoke else load_dataset(args.dataset)
-    if args.write_standardised is not None:
-        write_standardised(data, args.write_standardised)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # metrics warn about folds without a positive of a label
         runs = logistic_regression_runs(data)

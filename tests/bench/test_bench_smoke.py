@@ -233,3 +233,23 @@ def test_startup_smoke(bench: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert startup.main(["--smoke"]) == 0
     output = capsys.readouterr().out
     assert table_value(output, "mlfer graph").endswith("| none of torch, torchvision, mediapipe, cv2")
+
+
+def test_ferplus_smoke_prints_the_logistic_regression(bench: None, capsys: pytest.CaptureFixture[str]) -> None:
+    import ferplus
+
+    assert ferplus.main(["--smoke"]) == 0
+    assert "logistic regression" in capsys.readouterr().out
+
+
+def test_the_framing_template_is_left_right_symmetric_and_in_the_224_frame(bench: None) -> None:
+    import framing
+    from mlfer.faces import TEMPLATE
+
+    np.testing.assert_allclose(framing.mirrored(framing.mirrored(TEMPLATE)), TEMPLATE)
+    measured = np.array([[70.0, 88.0], [155.0, 84.0], [116.0, 173.0]])
+    symmetric = (measured + framing.mirrored(measured)) / 2
+    np.testing.assert_allclose(framing.mirrored(symmetric), symmetric)
+    assert symmetric[0, 1] == symmetric[1, 1] == 86.0  # level eyes
+    # the centre of the upsampled face's last pixel lands on the centre of the 224 frame's last pixel
+    np.testing.assert_allclose(framing.to_template_frame(np.array([[191.0, 0.0]])), [[223.0, (0.5 * 224 / 192) - 0.5]])

@@ -96,6 +96,12 @@ def test_tuned_thresholds_come_from_the_checkpoint(
     save_thresholds(tuned, [0.0, 1.0, 0.0, 1.0, 1.0, 1.0])
     assert main(["predict", "--checkpoint", str(tuned), photos[0], "--out", str(out), "--thresholds", "tuned"]) == 0
     assert set(_read(out)["predicted"]) == {"surprise|disgust"}
+    out.unlink()
+    assert main(["predict", "--checkpoint", str(tuned), photos[0], "--out", str(out)]) == 0  # auto: the folder's
+    assert set(_read(out)["predicted"]) == {"surprise|disgust"}
+    out.unlink()
+    assert main(["predict", "--checkpoint", str(tuned), photos[0], "--out", str(out), "--thresholds", "default"]) == 0
+    assert set(_read(out)["predicted"]) != {"surprise|disgust"}
 
 
 def test_checkpoint_problems_are_named(

@@ -93,6 +93,16 @@ def test_aligned_landmarks_land_on_the_template(detector, photos, name):
     assert errors[:2].max() < 3.0
 
 
+def test_a_model_s_own_template_moves_the_landmarks_there(detector, photos):
+    image = load(photos, "0-f1-su-ph.jpg")
+    face = detector.detect(image)[0]
+    template = TEMPLATE + np.array([[-5.0, 3.0], [5.0, 3.0], [0.0, 8.0]])  # a wider, lower framing
+    matrix = similarity_transform(face.landmarks(), template_points(48, template))
+    errors = np.linalg.norm(transform_points(matrix, face.landmarks()) - template_points(48, template), axis=1)
+    assert errors[:2].max() < 1.5
+    assert not np.array_equal(align_face(image, face, 48, template), align_face(image, face, 48))
+
+
 def test_redetected_eyes_of_an_aligned_face_are_near_the_template(detector, photos):
     image = load(photos, "0-f1-su-ph.jpg")
     aligned = align_face(image, detector.detect(image)[0])

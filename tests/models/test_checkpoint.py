@@ -7,12 +7,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from faults import peak_memory_growth
-from mlfer.core.config import make_config
+from mlfer.core.config import load_config, make_config
 from mlfer.core.errors import MlferError
 from mlfer.graph.label_graph import LabelGraph
 from mlfer.models.checkpoint import MODEL_FILE, load_model, save_model
 from mlfer.models.model import build_model
 from mlfer.models.word_vectors import packaged_word_vectors
+from mlfer.runtime.hashing import state_sha256
 
 
 @pytest.fixture()
@@ -128,3 +129,25 @@ def test_a_checksum_that_does_not_match_is_refused_even_when_trusting(saved):
     _resave(directory / MODEL_FILE, metadata)
     with pytest.raises(MlferError, match="checksum"):
         load_model(directory, trust_unverified=True)
+
+
+def test_float16_weights_load_as_float32_with_nearly_the_same_outputs(saved, tmp_path):
+    model, directory = saved
+    config = load_config(directory / "config.yaml")
+    save_model(model, config, tmp_path / "half", dtype=torch.float16)
+    assert (tmp_path / "half" / MODEL_FILE).stat().st_size < 0.6 * (directory / MODEL_FILE).stat().st_size
+    loaded = load_model(tmp_path / "half")
+    assert all(parameter.dtype == torch.float32 for parameter in loaded.parameters())
+    features = torch.randn(4, 32)
+    torch.testing.assert_close(torch.sigmoid(loaded(features)), torch.sigmoid(model(features)), atol=2e-3, rtol=0)
+
+
+def test_files_from_before_the_feature_scaler_load_with_features_as_read(saved):
+    model, directory = saved
+    model.feature_scaler.fit(torch.rand(20, 32))
+    save_model(model, load_config(directory / "config.yaml"), directory)
+    state = load_file(str(directory / MODEL_FILE))
+    older = {key: value for key, value in state.items() if not key.startswith("feature_scaler.")}
+    save_file(older, str(directory / MODEL_FILE), metadata={"format": "mlfer", "sha256": state_sha256(older)})
+    loaded = load_model(directory)
+    torch.testing.assert_close(loaded.feature_scaler.scale, torch.ones(32))

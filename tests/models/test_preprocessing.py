@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from mlfer.data.transforms import GREY_MEAN, GREY_STD, IMAGENET_MEAN, IMAGENET_S
 from mlfer.evaluation.thresholds import save_thresholds
 from mlfer.models.checkpoint import load_model, save_model
 from mlfer.models.model import build_model
-from mlfer.models.preprocessing import Preprocessing
+from mlfer.models.preprocessing import FRAMING_FILE, Preprocessing
 from mlfer.train.run_model import build_run_model
 
 CONFIG = ModelConfig(backbone="identity", feature_dim=8, head="baseline")
@@ -98,3 +99,18 @@ def test_a_trained_model_knows_its_training_image_size() -> None:
     labels = np.eye(6, dtype=np.uint8)[np.arange(30) % 6]
     model, _ = build_run_model(config, labels, np.zeros((6, 50)), lambda: (torch.randn(30, 8), labels))
     assert model.preprocessing == dataclasses.replace(Preprocessing(), image_size=48)
+
+
+def test_a_model_folder_carries_its_alignment_template(tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    save_model(build_model(CONFIG), RunConfig(model=CONFIG, train=TrainConfig(image_size=48)), folder)
+    assert load_model(folder).preprocessing.template is None  # mlfer's own
+    points = [[70.5, 89.7], [154.6, 85.2], [113.9, 172.2]]
+    (folder / FRAMING_FILE).write_text(json.dumps({"template": points, "source": "test"}))
+    assert load_model(folder).preprocessing.template == tuple(map(tuple, points))
+    (folder / FRAMING_FILE).write_text(json.dumps({"template": points[:2]}))
+    with pytest.raises(MlferError, match=f"{FRAMING_FILE}.*three finite"):
+        load_model(folder)
+    (folder / FRAMING_FILE).write_text("{")
+    with pytest.raises(MlferError, match=f"{FRAMING_FILE}.*cannot read"):
+        load_model(folder)

@@ -26,6 +26,7 @@ COMMANDS: tuple[str, ...] = (
     "mlfer.cli.align",
     "mlfer.cli.graph",
     "mlfer.cli.summary",
+    "mlfer.cli.info",
 )
 
 

@@ -19,7 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(every row when the dataset has no train/test split), print the nine metrics and write them as JSON.",
     )
     parser.add_argument(
-        "--checkpoint", required=True, type=Path, metavar="DIR", help="model folder written by mlfer train"
+        "--checkpoint",
+        type=Path,
+        metavar="DIR",
+        help="model folder written by mlfer train; default: the FER+ model that ships with mlfer (mlfer info)",
     )
     parser.add_argument("--dataset", required=True, metavar="SPEC", help="dataset spec")
     parser.add_argument("--out", type=Path, metavar="FILE.json", help="write the metrics here")

@@ -31,11 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--checkpoint",
-        required=True,
         action="append",
         type=Path,
         metavar="DIR",
-        help="model folder with a ResNet backbone; repeat for one row per model",
+        help="model folder with a ResNet backbone; repeat for one row per model "
+        "(default: the FER+ model that ships with mlfer)",
     )
     parser.add_argument("image", type=Path, metavar="IMAGE", help="the photo")
     parser.add_argument("--out", required=True, type=Path, metavar="FILE.png", help="the figure (.png, .pdf, .svg)")
@@ -47,8 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--thresholds",
-        choices=("default", "tuned"),
-        default="default",
+        choices=("auto", "default", "tuned"),
+        default="auto",
         help="probabilities at or above the threshold are printed in bold",
     )
     parser.add_argument(
@@ -75,11 +75,15 @@ def run(args: argparse.Namespace) -> int:
     with FaceDetector(args.min_score) as detector:
         face = choose_face(detector.detect(image), args.face, args.image)
     explanations = []
-    for directory in args.checkpoint:
+    for directory in args.checkpoint or [None]:
         model = load_model(directory, thresholds=args.thresholds, trust_unverified=args.trust_unverified_weights)
         preprocessing = model.preprocessing
-        label = model.config.head if len(args.checkpoint) == 1 else f"{model.config.head}\n({directory.name})"
-        aligned = align_face(image, face, preprocessing.image_size)
+        label = (
+            model.config.head
+            if directory is None or len(args.checkpoint) == 1
+            else f"{model.config.head}\n({directory.name})"
+        )
+        aligned = align_face(image, face, preprocessing.image_size, preprocessing.template)
         explanations.append(explain_face(model, aligned, preprocessing.threshold_array(), label, args.layer))
     draw_explanations(explanations, args.out)
     print(f"wrote {args.out}")

@@ -20,7 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "array of records), .jsonl/.ndjson (a record per line) or .parquet."
         ),
     )
-    parser.add_argument("--checkpoint", required=True, type=Path, metavar="DIR", help="model folder (mlfer train)")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="DIR",
+        help="model folder (mlfer train); default: the FER+ model that ships with mlfer (mlfer info)",
+    )
     parser.add_argument(
         "inputs",
         nargs="+",
@@ -42,9 +47,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--thresholds",
-        choices=("default", "tuned"),
-        default="default",
-        help="0.5 for every expression, or the checkpoint's thresholds.json (tuned on validation)",
+        choices=("auto", "default", "tuned"),
+        default="auto",
+        help="auto (default): the checkpoint's thresholds.json (tuned on validation data) where it has one, "
+        "else 0.5; default: 0.5 for every expression; tuned: thresholds.json, which must exist",
     )
     parser.add_argument(
         "--min-score", type=float, default=0.5, metavar="S", help="drop face detections scoring below S (default 0.5)"

@@ -158,10 +158,9 @@ class TrainConfig:
             frozen mode, where a head on a few hundred rows takes too few steps before a
             decay (on JAFFE the paper's schedule left the baseline head short of a logistic
             regression on the same features; docs/benchmarks.md).
-        standardise: frozen mode: standardise the features with the training rows' mean and
-            standard deviation, kept in the model (:class:`~mlfer.models.model.FeatureStandardiser`)
+        scale_features: frozen mode: divide each feature dimension by its root mean square over
+            the training rows, a scale kept in the model (:class:`~mlfer.models.model.FeatureScaler`)
             so that every later input is read the same way.
-        flip: random horizontal flip augmentation.
         image_size: side of the square face image fed to the backbone.
         seed: random seed; ``deterministic`` asks torch for deterministic kernels.
         save_minutes: least wall time between the resume states written to ``last/`` at the
@@ -185,7 +184,7 @@ class TrainConfig:
     lr_step: int | None = None
     lr_gamma: float = 0.1
     flip: bool = True
-    standardise: bool = True
+    scale_features: bool = True
     image_size: int = 224
     seed: int = 0
     deterministic: bool = False

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
 from mlfer.core.config import MAX_IMAGE_SIZE
 from mlfer.core.errors import MlferError
@@ -74,8 +75,10 @@ def _shrink(image: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return small, matrix @ undo
 
 
-def align_face(image: np.ndarray, face: Face, size: int = TEMPLATE_SIZE) -> np.ndarray:
-    """Warp ``face`` out of ``image`` onto :func:`template_points` ``(size)``.
+def align_face(
+    image: np.ndarray, face: Face, size: int = TEMPLATE_SIZE, template: ArrayLike | None = None
+) -> np.ndarray:
+    """Warp ``face`` out of ``image`` onto :func:`template_points` ``(size, template)``.
 
     Pixels from outside the image are black, as in RAF-DB's aligned images.
 
@@ -83,6 +86,8 @@ def align_face(image: np.ndarray, face: Face, size: int = TEMPLATE_SIZE) -> np.n
         image: RGB uint8 H x W x 3 array the face was detected in.
         face: the detection whose right eye, left eye and mouth centre are aligned.
         size: side of the square output in pixels.
+        template: 3 x 2 target points on a 224 x 224 face (right eye, left eye, mouth);
+            ``None``: mlfer's template (:data:`~mlfer.faces.template.TEMPLATE`).
 
     Returns:
         The aligned face, an RGB uint8 ``size`` x ``size`` x 3 array.
@@ -90,7 +95,7 @@ def align_face(image: np.ndarray, face: Face, size: int = TEMPLATE_SIZE) -> np.n
     image = check_rgb(image)
     if not isinstance(size, int) or not MIN_SIZE <= size <= MAX_IMAGE_SIZE:
         raise MlferError(f"must be an integer from {MIN_SIZE} to {MAX_IMAGE_SIZE}, got {size!r}", field="size")
-    matrix = similarity_transform(face.landmarks(), template_points(size))
+    matrix = similarity_transform(face.landmarks(), template_points(size, template))
     source, matrix = _shrink(image, matrix)
     return cv2.warpAffine(
         source, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0)

@@ -37,12 +37,8 @@ class FoldedClassifier(nn.Module):
     r"""The model with its classifier computed once: :math:`p = \sigma(W\, \varphi(x) + b)`.
 
     :math:`W_C` (C x D) is the head's :meth:`classifier` evaluated in eval mode (eq. 1), and
-    :math:`b_C` the baseline's bias (0 for the graph heads). The model's feature
-    standardisation :math:`(f - \mu) / \sigma` is folded in:
-    :math:`W = W_C \operatorname{diag}(1/\sigma)`, :math:`b = b_C - W \mu`.
-
-    Args:
-        model: the trained model.
+    :math:`b_C` the baseline's bias (0 for the graph heads). The model's feature scaling
+    :math:`f / s` is folded in: :math:`W = W_C \operatorname{diag}(1/s)`, :math:`b = b_C`.
     """
 
     weight: torch.Tensor
@@ -53,11 +49,8 @@ class FoldedClassifier(nn.Module):
         model.eval()
         self.backbone = model.backbone
         with torch.no_grad():
-            weight = model.head.classifier().detach() / model.standardise.std
+            weight = model.head.classifier().detach() / model.feature_scaler.scale
             bias = model.head.linear.bias.detach().clone() if isinstance(model.head, LinearHead) else None
-            shift = weight @ model.standardise.mean
-            if bool(shift.any()):
-                bias = -shift if bias is None else bias - shift
         self.register_buffer("weight", weight.clone())
         self.register_buffer("bias", bias)
 

@@ -23,6 +23,7 @@ from mlfer.faces.align import align_face
 from mlfer.faces.detect import FaceDetector
 from mlfer.inference.inputs import Frame, Input, iter_inputs
 from mlfer.inference.table import Result, rows_to_frame
+from mlfer.models.checkpoint import load_model
 from mlfer.models.model import MultiLabelModel
 
 
@@ -30,11 +31,13 @@ class Recognizer:
     """Multi-label expression recognition on photos and videos.
 
     ``Recognizer(mlfer.load(DIR)).predict(["photo.jpg", "clips/"])`` returns a DataFrame
-    with one row per face (columns :data:`COLUMNS`). How faces are prepared (size,
-    normalisation) and the thresholds come from ``model.preprocessing`` unless given here.
+    with one row per face (columns :data:`COLUMNS`); ``Recognizer()`` uses the model that
+    ships with mlfer. How faces are framed and prepared (template, size, normalisation) and
+    the thresholds come from ``model.preprocessing`` unless given here.
 
     Args:
-        model: a trained model with an image backbone (``mlfer.load``).
+        model: a trained model with an image backbone (``mlfer.load``); ``None``: the
+            packaged FER+ model with its tuned thresholds.
         detector: the face detector; ``None`` makes a :class:`~mlfer.faces.FaceDetector`.
         thresholds: six per-expression thresholds (RAF order, or a name -> value
             mapping) for the ``predicted`` column; ``None``: the model's.
@@ -44,12 +47,14 @@ class Recognizer:
 
     def __init__(
         self,
-        model: MultiLabelModel,
+        model: MultiLabelModel | None = None,
         detector: FaceDetector | None = None,
         thresholds: np.ndarray | list[float] | dict[str, float] | None = None,
         batch_size: int = 32,
         image_size: int | None = None,
     ) -> None:
+        if model is None:
+            model = load_model()
         if model.config.backbone == "identity":
             raise MlferError(
                 "this model classifies feature vectors, not images (identity backbone)", field="model.backbone"
@@ -123,7 +128,8 @@ class Recognizer:
             return Result(frame, [], empty, self.thresholds, f"{frame.input}: the image is empty")
         try:
             faces = self.detector.detect(frame.image)
-            aligned = [align_face(frame.image, face, self.image_size) for face in faces]
+            template = self.preprocessing.template
+            aligned = [align_face(frame.image, face, self.image_size, template) for face in faces]
         except MlferError as error:
             return Result(frame, [], empty, self.thresholds, str(error))
         return Result(frame, faces, empty, self.thresholds, aligned=aligned)

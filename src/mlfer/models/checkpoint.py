@@ -22,30 +22,41 @@ from mlfer.core.fileio import atomic_path
 from mlfer.models.backbones import load_state_checked
 from mlfer.models.model import MultiLabelModel, build_model
 from mlfer.models.preprocessing import Preprocessing
+from mlfer.models.shipped import shipped_model_dir
 from mlfer.runtime.hashing import state_sha256
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.yaml"
 
 
-def save_model(model: MultiLabelModel, config: RunConfig, directory: str | Path) -> None:
-    """Write the model's weights and buffers and the run config into ``directory``."""
+def save_model(
+    model: MultiLabelModel, config: RunConfig, directory: str | Path, dtype: torch.dtype | None = None
+) -> None:
+    """Write the model's weights and buffers and the run config into ``directory``.
+
+    With ``dtype`` (``torch.float16`` for a model to ship: half the file), floating-point
+    tensors are stored in that type; :func:`load_model` reads them back into float32.
+    """
     directory = Path(directory)
     save_config(config, directory / CONFIG_FILE)  # creates the folder
     state = {key: value.detach().contiguous().cpu() for key, value in model.state_dict().items()}
+    if dtype is not None:
+        state = {key: value.to(dtype) if value.is_floating_point() else value for key, value in state.items()}
     with atomic_path(directory / MODEL_FILE) as temporary:
         metadata = {"format": "mlfer", "head": config.model.head, "sha256": state_sha256(state)}
         save_file(state, str(temporary), metadata=metadata)
 
 
 def load_model(
-    directory: str | Path,
+    directory: str | Path | None = None,
     device: str | torch.device = "cpu",
     thresholds: str = "auto",
     *,
     trust_unverified: bool = False,
 ) -> MultiLabelModel:
     """Rebuild a saved model in eval mode; a missing, damaged or mismatching file is named.
+
+    ``directory`` ``None`` loads the model that ships with mlfer (:mod:`mlfer.models.shipped`).
 
     ``model.preprocessing`` comes from the folder (:meth:`Preprocessing.from_folder`): the
     face size of ``config.yaml`` and the ``thresholds`` (``"auto"``: ``thresholds.json``
@@ -55,7 +66,7 @@ def load_model(
     file without its checksum is refused unless ``trust_unverified`` (a checksum that is
     there must always match), and one whose shapes do not fit ``config.yaml`` is refused.
     """
-    directory = Path(directory)
+    directory = shipped_model_dir() if directory is None else Path(directory)
     if not directory.is_dir():
         raise MlferError("checkpoint folder not found", path=directory)
     for name in (CONFIG_FILE, MODEL_FILE):
@@ -72,9 +83,19 @@ def load_model(
         raise MlferError(f"cannot read the weights ({error})", path=directory / MODEL_FILE) from error
     if recorded and recorded != state_sha256(state):
         raise MlferError("the weights do not match their checksum: the file is damaged", path=directory / MODEL_FILE)
+    state = {**_identity_scaler(model), **state}
     load_state_checked(model, state, directory / MODEL_FILE, f"weights do not match {CONFIG_FILE}")
     model.preprocessing = Preprocessing.from_folder(directory, config, thresholds)
     return model.to(device).eval()
+
+
+#: Buffers that model files written before the feature scaler lack: such models read features as they are.
+_OPTIONAL_PREFIX = "feature_scaler."
+
+
+def _identity_scaler(model: MultiLabelModel) -> dict[str, torch.Tensor]:
+    """The model's (identity) feature scaler, for a file that predates it."""
+    return {key: value for key, value in model.state_dict().items() if key.startswith(_OPTIONAL_PREFIX)}
 
 
 #: The setting that gives the shape of each stored head tensor (by name prefix; D is the
@@ -85,6 +106,7 @@ _SHAPED_BY: dict[str, str] = {
     "head.linear": "D",
     "head.fusion": "model.mfb_k, model.mfb_o",
     "head.layers": "model.graph_widths",
+    "feature_scaler.": "D",
 }
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -113,7 +135,7 @@ def check_weights_header(config: ModelConfig, directory: Path, trust_unverified:
     head_only = dataclasses.replace(config, backbone="identity", feature_dim=config.out_features)
     with torch.device("meta"):
         expected = build_model(head_only, load_backbone_weights=False).state_dict()
-    missing = sorted(set(expected) - set(stored))
+    missing = sorted(key for key in set(expected) - set(stored) if not key.startswith(_OPTIONAL_PREFIX))
     unexpected = sorted(key for key in set(stored) - set(expected) if key.startswith("head."))
     if missing or unexpected:
         layers_only = all(key.startswith("head.layers.") for key in missing + unexpected)
@@ -130,7 +152,7 @@ def check_weights_header(config: ModelConfig, directory: Path, trust_unverified:
             field="model.head",
         )
     for key, tensor in expected.items():
-        if stored[key] != tuple(tensor.shape):
+        if key in stored and stored[key] != tuple(tensor.shape):
             setting = next((name for prefix, name in _SHAPED_BY.items() if key.startswith(prefix)), "model.head")
             if setting == "D":
                 setting = "model.feature_dim" if config.backbone == "identity" else "model.backbone"

@@ -2,9 +2,8 @@
 
 ``logits = W_C f`` (eq. 1): the backbone (:mod:`mlfer.models.backbones`) gives ``f`` in
 R^D; a head (:mod:`mlfer.models.heads`) gives the classifier ``W_C`` (C x D). Between the two,
-a :class:`FeatureStandardiser` holds the training features' mean and spread (frozen mode
-sets them; identity otherwise), so a head trained on standardised features reads every
-input the same way. The baseline
+a :class:`FeatureScaler` holds the training features' scale (frozen mode sets it; identity
+otherwise), so a head trained on scaled features reads every input the same way. The baseline
 learns ``W_C`` directly; the graph heads generate it from the label graph with R-GCN (or
 GCN) layers over node features, so they take no image.
 """
@@ -19,33 +18,33 @@ from mlfer.models.backbones import build_backbone
 from mlfer.models.heads import ArrayInput, Head, HeadInputs, head_class
 from mlfer.models.preprocessing import Preprocessing
 
-#: Least spread of a feature dimension: a constant dimension is centred, not divided by ~0.
-MIN_FEATURE_STD = 1e-6
+#: Least scale of a feature dimension: a dimension that is always 0 is left as it is.
+MIN_FEATURE_SCALE = 1e-6
 
 
-class FeatureStandardiser(nn.Module):
-    r"""``f' = (f - mean) / std`` per feature dimension; identity until :meth:`fit` sets the statistics.
+class FeatureScaler(nn.Module):
+    r"""``f' = f / s`` per feature dimension, :math:`s_d = \sqrt{\tfrac{1}{N} \sum_n f_{nd}^2}` the
+    root mean square of the training features; identity until :meth:`fit` sets ``s``.
+
+    Not centred: the graph heads have no bias (``logits = W_C f``, eq. 1) and express how common
+    each expression is through the mean of ``f``, which centring would remove.
 
     Args:
         dim: D, the size of the feature vector.
     """
 
-    mean: torch.Tensor
-    std: torch.Tensor
+    scale: torch.Tensor
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.zeros(dim))
-        self.register_buffer("std", torch.ones(dim))
+        self.register_buffer("scale", torch.ones(dim))
 
     def fit(self, features: torch.Tensor) -> None:
-        """Take the mean and (population) standard deviation of ``features`` (N x D), the training rows."""
-        features = features.detach().float()
-        self.mean.copy_(features.mean(dim=0))
-        self.std.copy_(features.std(dim=0, correction=0).clamp_min(MIN_FEATURE_STD))
+        """Take the root mean square of each dimension of ``features`` (N x D), the training rows."""
+        self.scale.copy_(features.detach().float().pow(2).mean(dim=0).sqrt().clamp_min(MIN_FEATURE_SCALE))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return (features - self.mean) / self.std
+        return features / self.scale
 
 
 class MultiLabelModel(nn.Module):
@@ -65,13 +64,13 @@ class MultiLabelModel(nn.Module):
         super().__init__()
         self.config = config
         self.backbone = backbone
-        self.standardise = FeatureStandardiser(config.out_features)
+        self.feature_scaler = FeatureScaler(config.out_features)
         self.head = head
         self.preprocessing = preprocessing or Preprocessing()
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
-        """Logits of backbone features f (N x D): the head on the standardised features."""
-        return self.head(self.standardise(features))
+        """Logits of backbone features f (N x D): the head on the scaled features."""
+        return self.head(self.feature_scaler(features))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.classify(self.backbone(inputs))

@@ -7,6 +7,7 @@ A model carries its :class:`Preprocessing` (``model.preprocessing``), so that
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,23 @@ from mlfer.core.errors import MlferError
 from mlfer.core.expressions import NUM_EXPRESSIONS
 from mlfer.data.transforms import channel_statistics, eval_batch
 from mlfer.evaluation.thresholds import DEFAULT_THRESHOLD, as_thresholds, choose_thresholds
+
+#: A model folder's alignment template, where its training faces were framed otherwise than mlfer's.
+FRAMING_FILE = "framing.json"
+
+
+def read_framing(path: Path) -> tuple[tuple[float, float], ...] | None:
+    """The ``template`` of a ``framing.json`` (``{"template": [[x, y], [x, y], [x, y]], ...}``), or
+    ``None`` where the file is absent."""
+    if not path.is_file():
+        return None
+    try:
+        points = json.loads(path.read_text(encoding="utf-8"))["template"]
+        return Preprocessing(template=points).template
+    except MlferError as error:
+        raise MlferError(str(error).removeprefix("template: "), path=path, field="template") from error
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise MlferError(f"cannot read the alignment template ({error})", path=path, field="template") from error
 
 
 @dataclass(frozen=True)
@@ -34,6 +52,9 @@ class Preprocessing:
         channels: input channels, 3 (RGB) or 1 (grey; a model folder's ``model.in_channels``).
         mean, std: per-channel normalisation (default: ImageNet's, or their average for grey).
         thresholds: six per-expression decision thresholds in RAF order (0.5 each by default).
+        template: where photos' right eye, left eye and mouth centre are put when faces are
+            aligned for this model, ``((x, y), (x, y), (x, y))`` on a 224 x 224 face (a model
+            folder's ``framing.json``); ``None``: mlfer's template, RAF-DB's framing.
     """
 
     image_size: int = 224
@@ -41,6 +62,7 @@ class Preprocessing:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     thresholds: tuple[float, ...] = (DEFAULT_THRESHOLD,) * NUM_EXPRESSIONS
+    template: tuple[tuple[float, float], ...] | None = None
 
     def __post_init__(self) -> None:
         if self.image_size < 1:
@@ -56,6 +78,11 @@ class Preprocessing:
                 raise MlferError(f"must be positive, got {values}", field="std")
             object.__setattr__(self, name, values)
         object.__setattr__(self, "thresholds", tuple(as_thresholds(self.thresholds).tolist()))
+        if self.template is not None:
+            points = np.asarray(self.template, dtype=np.float64)
+            if points.shape != (3, 2) or not np.isfinite(points).all():
+                raise MlferError(f"expected three finite (x, y) points, got {self.template!r}", field="template")
+            object.__setattr__(self, "template", tuple((float(x), float(y)) for x, y in points))
 
     @classmethod
     def from_folder(cls, directory: str | Path, config: RunConfig, thresholds: str = "auto") -> Preprocessing:
@@ -68,7 +95,12 @@ class Preprocessing:
                 0.5 each), ``"tuned"`` (``thresholds.json``, which must exist) or ``"default"``.
         """
         values = tuple(choose_thresholds(thresholds, directory).tolist())
-        return cls(image_size=config.train.image_size, channels=config.model.in_channels, thresholds=values)
+        return cls(
+            image_size=config.train.image_size,
+            channels=config.model.in_channels,
+            thresholds=values,
+            template=read_framing(Path(directory) / FRAMING_FILE),
+        )
 
     def threshold_array(self) -> np.ndarray:
         """The thresholds as a (6,) float array, RAF order."""

@@ -12,6 +12,7 @@ from mlfer.data import LabelledData, load_dataset
 from mlfer.data.transforms import eval_transform
 from mlfer.models.checkpoint import CONFIG_FILE, load_model
 from mlfer.models.model import MultiLabelModel
+from mlfer.models.shipped import shipped_model_dir
 from mlfer.runtime.distributed import OrderedShardSampler, ordered_shard
 from mlfer.runtime.reproduce import resolve_device
 from mlfer.train.features import EVAL_BATCH_SIZE, image_loader
@@ -51,13 +52,15 @@ def evaluate_model(model: MultiLabelModel, data: LabelledData, image_size: int, 
 
 
 def evaluate_checkpoint(
-    checkpoint: str | Path, dataset: str, device: str = "auto", trust_unverified: bool = False
+    checkpoint: str | Path | None, dataset: str, device: str = "auto", trust_unverified: bool = False
 ) -> dict[str, float]:
-    """The nine metrics of the model saved in ``checkpoint`` on the dataset named by the spec
-    ``dataset`` (its test split, or all its rows); ``trust_unverified`` as in :func:`load_model`."""
+    """The nine metrics of the model saved in ``checkpoint`` (``None``: the model that ships with
+    mlfer) on the dataset named by the spec ``dataset`` (its test split, or all its rows);
+    ``trust_unverified`` as in :func:`load_model`."""
     target = resolve_device(device)
-    model = load_model(checkpoint, target, trust_unverified=trust_unverified)
-    config = load_config(Path(checkpoint) / CONFIG_FILE)
+    folder = shipped_model_dir() if checkpoint is None else Path(checkpoint)
+    model = load_model(folder, target, trust_unverified=trust_unverified)
+    config = load_config(folder / CONFIG_FILE)
     data = load_dataset(dataset)
     check_fits(config, data)
     return multilabel_metrics(evaluate_model(model, evaluation_rows(data), config.train.image_size, target))

@@ -27,7 +27,7 @@ from mlfer.evaluation.metrics import METRIC_NAMES
 from mlfer.graph.graph_file import load_graph, save_graph
 from mlfer.graph.label_graph import LabelGraph
 from mlfer.models.checkpoint import save_model
-from mlfer.models.model import FeatureStandardiser, MultiLabelModel
+from mlfer.models.model import FeatureScaler, MultiLabelModel
 from mlfer.runtime.distributed import ShardedBatches, is_main, ordered_shard
 from mlfer.runtime.reproduce import resolve_device, seed_everything
 from mlfer.train.features import image_batches
@@ -157,13 +157,13 @@ def _start_run(
     prototypes: PrototypeSource,
     backbone: torch.nn.Module | None,
     device: torch.device | None,
-    standardiser: FeatureStandardiser | None = None,
+    scaler: FeatureScaler | None = None,
 ) -> _Run:
     """Seed everything, then build the run's model and label graph from its training rows."""
     device = device or resolve_device(config.train.device)
     seed_everything(seed, config.train.deterministic)
     config, vectors = with_word_vectors(with_seed(config, seed))
-    model, graph = build_run_model(config, train_labels, vectors, prototypes, backbone, standardiser)
+    model, graph = build_run_model(config, train_labels, vectors, prototypes, backbone, scaler)
     model.to(device)
     return _Run(config, model, graph, device, torch.Generator().manual_seed(seed))
 
@@ -219,8 +219,8 @@ def train_on_features(
 ) -> RunResult:
     """Train a head on feature vectors (frozen mode) and evaluate it on the test rows each epoch.
 
-    With ``train.standardise`` (the default) the features are standardised with the training
-    rows' mean and standard deviation first; the model keeps both (``model.standardise``).
+    With ``train.scale_features`` (the default) each feature dimension is first divided by its
+    root mean square over the training rows; the model keeps the scale (``model.feature_scaler``).
 
     The label graph comes from ``train.labels``; the visual prototypes from ``prototypes``
     (default: the single-label training rows). Each epoch uses, per sample, the plain or
@@ -238,16 +238,16 @@ def train_on_features(
         device: default: ``config.train.device``.
         progress: show tqdm progress bars.
     """
-    standardiser = FeatureStandardiser(train.features.shape[1])
-    if config.train.standardise:
-        standardiser.fit(train.features)
-    run = _start_run(config, seed, train.labels, prototypes or _training_rows(train), backbone, device, standardiser)
+    scaler = FeatureScaler(train.features.shape[1])
+    if config.train.scale_features:
+        scaler.fit(train.features)
+    run = _start_run(config, seed, train.labels, prototypes or _training_rows(train), backbone, device, scaler)
     device, batch_size = run.device, run.config.train.batch_size
-    standardise = run.model.standardise
-    flipped = standardise(train.flipped.to(device)) if train.flipped is not None and run.config.train.flip else None
+    scale = run.model.feature_scaler
+    flipped = scale(train.flipped.to(device)) if train.flipped is not None and run.config.train.flip else None
     train_batches = ShardedBatches(
         FeatureBatches(
-            standardise(train.features.to(device)),
+            scale(train.features.to(device)),
             target_tensor(train.labels, device),
             flipped,
             batch_size,
@@ -258,7 +258,7 @@ def train_on_features(
     )
     shard = ordered_shard(len(test.features), FEATURE_EVAL_CHUNK)
     test_batches = FeatureBatches(
-        standardise(test.features[shard].to(device)),
+        scale(test.features[shard].to(device)),
         target_tensor(test.labels[shard], device),
         None,
         FEATURE_EVAL_CHUNK,

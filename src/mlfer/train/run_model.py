@@ -18,7 +18,7 @@ from mlfer.core.expressions import EXPRESSIONS
 from mlfer.data.dataset import LabelledData, single_label_rows
 from mlfer.graph.label_graph import LabelGraph
 from mlfer.models.heads import head_class
-from mlfer.models.model import FeatureStandardiser, MultiLabelModel, build_model
+from mlfer.models.model import FeatureScaler, MultiLabelModel, build_model
 from mlfer.models.nodes import visual_prototypes
 from mlfer.models.preprocessing import Preprocessing
 from mlfer.models.word_vectors import word_vectors
@@ -102,7 +102,7 @@ def build_run_model(
     vectors: np.ndarray,
     prototypes: PrototypeSource,
     backbone: nn.Module | None = None,
-    standardiser: FeatureStandardiser | None = None,
+    scaler: FeatureScaler | None = None,
 ) -> tuple[MultiLabelModel, LabelGraph]:
     """The model of one run and its label graph, built from the training rows only.
 
@@ -113,22 +113,22 @@ def build_run_model(
         prototypes: called, only for heads that use them, for the features and labels the
             visual prototypes (eq. 5) are averaged over (see :func:`prototypes_with_fallback`).
         backbone: a built backbone whose weights the model takes (default: the config's).
-        standardiser: the training features' statistics (frozen mode): the model keeps them,
-            and the visual prototypes are standardised with them like every feature the head reads.
+        scaler: the training features' scale (frozen mode): the model keeps it, and the visual
+            prototypes are scaled with it like every feature the head reads.
     """
     model_config = config.model
     graph = LabelGraph.from_labels(train_labels, model_config.t1, model_config.t2)
     head = head_class(model_config.head)
     adjacency = head.graph_adjacency(graph, model_config)
     visual = prototypes_with_fallback(*prototypes()) if head.uses_prototypes else None
-    if visual is not None and standardiser is not None:
-        visual = standardiser(visual.to(standardiser.mean.device)).cpu()
+    if visual is not None and scaler is not None:
+        visual = scaler(visual.to(scaler.scale.device)).cpu()
     preprocessing = Preprocessing(image_size=config.train.image_size, channels=model_config.in_channels)
     model = build_model(
         model_config, adjacency, vectors, visual, load_backbone_weights=backbone is None, preprocessing=preprocessing
     )
     if backbone is not None:
         model.backbone.load_state_dict(backbone.state_dict())
-    if standardiser is not None:
-        model.standardise.load_state_dict(standardiser.state_dict())
+    if scaler is not None:
+        model.feature_scaler.load_state_dict(scaler.state_dict())
     return model, graph

@@ -1,4 +1,4 @@
-"""Frozen mode standardises features with the training rows' statistics and keeps them in the
+"""Frozen mode scales features by the training rows' root mean square and keeps the scale in the
 model, so that the linear head is as good a judge as a logistic regression on the same features."""
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ from mlfer.train.run_model import data_overrides
 
 
 def scaled_features(tmp_path: Path, scale: float) -> Path:
-    """:func:`write_features` multiplied by ``scale`` (LBP histograms average 0.004)."""
+    """:func:`write_features`, made non-negative like a histogram or a ReLU output, times ``scale``
+    (JAFFE's LBP histograms average 0.004)."""
     path = write_features(tmp_path / "raw.npz", rows=400, dim=24, seed=3)
     arrays = dict(np.load(path))
-    arrays["features"] = (arrays["features"] * scale + 1.0).astype(np.float32)  # small spread, large offset
+    arrays["features"] = (np.maximum(arrays["features"] + 1.0, 0.0) * scale).astype(np.float32)
     out = tmp_path / f"scaled-{scale}.npz"
     np.savez(out, **arrays)
     return out
@@ -53,7 +54,9 @@ def test_the_baseline_head_matches_a_logistic_regression_on_badly_scaled_feature
         warnings.simplefilter("ignore", UserWarning)
         reference = compute_metrics(test.labels, logistic.predict_proba(test.features.numpy()))
     assert result.metrics["average_precision"] > reference["average_precision"] - 0.01
-    as_read = train_on_features(make_config(None, {**settings, "train.standardise": False}, dataset=spec), train, test)
+    as_read = train_on_features(
+        make_config(None, {**settings, "train.scale_features": False}, dataset=spec), train, test
+    )
     assert as_read.metrics["average_precision"] < result.metrics["average_precision"] - 0.05  # the fix matters
 
 
@@ -63,9 +66,7 @@ def test_the_statistics_travel_with_the_saved_model(tmp_path: Path) -> None:
     config = make_config(None, {**overrides, "model.mfb_k": 2, "model.mfb_o": 32, "train.epochs": 2}, dataset=spec)
     result = train_on_features(config, train, test, run_dir=tmp_path / "run")
     model = load_model(tmp_path / "run")
-    mean, std = train.features.mean(dim=0), train.features.std(dim=0, correction=0)
-    torch.testing.assert_close(model.standardise.mean, mean)
-    torch.testing.assert_close(model.standardise.std, std)
+    torch.testing.assert_close(model.feature_scaler.scale, train.features.pow(2).mean(dim=0).sqrt())
     with torch.no_grad():
         probabilities = torch.sigmoid(model(test.features)).numpy()
     with warnings.catch_warnings():

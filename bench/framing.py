@@ -1,0 +1,173 @@
+"""Benchmark: the framing of FER2013's crops against mlfer's alignment, and the template that matches them.
+
+FER2013's 48 x 48 faces were cropped by the dataset's own face finder; ``mlfer predict`` aligns
+photos by the eyes and the mouth onto a template (:mod:`mlfer.faces.template`). A model trained
+on FER+ sees other faces in the wild if the two framings differ. This script
+
+1. estimates FER2013's framing: the median eye and mouth centres that :class:`~mlfer.faces.FaceDetector`
+   finds on training faces (each upsampled 4 x, as a photo's face is larger than 48 px), made
+   left-right symmetric, as a template on a 224 x 224 face, written to ``--template-out`` (a
+   model folder's ``framing.json``);
+2. measures the gap: the same PublicTest faces given to a model (``--checkpoint``) as FER2013
+   frames them, and detected and aligned from their 4 x upsampled copy onto mlfer's template and
+   onto the FER+ template; AP and macro-AUC on the faces detected in all.
+
+    python bench/framing.py --template-out framing.json
+    python bench/framing.py --checkpoint DIR --template framing.json --write
+
+``--smoke`` runs both steps on a few faces in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from benchdoc import ROOT, write_section
+from mlfer.data import LabelledData, load_dataset
+from mlfer.data.images import read_image
+from mlfer.evaluation.metrics import compute_metrics
+from mlfer.faces import TEMPLATE, FaceDetector, align_face
+from mlfer.faces.detect import Face
+from mlfer.faces.template import TEMPLATE_SIZE
+from mlfer.inference.recognizer import Recognizer
+from mlfer.models.checkpoint import load_model
+
+SPEC = f"ferplus:{ROOT.parent / 'shared' / 'data' / 'ferplus'}?test=valid"
+#: Upsampling of the 48 x 48 faces before detection.
+UPSAMPLE = 4
+FACE_SIDE = 48
+
+
+def face_image(data: LabelledData, row: int) -> np.ndarray:
+    """Row ``row`` of a FER+ dataset as an RGB uint8 48 x 48 x 3 array."""
+    if data.images is not None:
+        grey = np.asarray(data.images[row])
+        return np.repeat(grey[..., None], 3, axis=2) if grey.ndim == 2 else grey
+    assert data.paths is not None
+    return np.asarray(read_image(data.paths[row]))
+
+
+def detected(detector: FaceDetector, face: np.ndarray) -> tuple[np.ndarray, Face | None]:
+    """The face upsampled :data:`UPSAMPLE` x, and its largest detection (or None)."""
+    side = FACE_SIDE * UPSAMPLE
+    large = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
+    faces = detector.detect(large)
+    return large, max(faces, key=lambda found: found.area) if faces else None
+
+
+def to_template_frame(points: np.ndarray) -> np.ndarray:
+    """Points in the upsampled face's pixels -> the same points on a 224 x 224 face (pixel centres kept)."""
+    return (points + 0.5) * (TEMPLATE_SIZE / (FACE_SIDE * UPSAMPLE)) - 0.5
+
+
+def iter_detections(
+    data: LabelledData, rows: np.ndarray, detector: FaceDetector
+) -> Iterator[tuple[int, np.ndarray, Face]]:
+    """``(row, upsampled face, detection)`` for each row whose face is found."""
+    for row in rows:
+        large, face = detected(detector, face_image(data, int(row)))
+        if face is not None:
+            yield int(row), large, face
+
+
+def mirrored(points: np.ndarray) -> np.ndarray:
+    """Template points of the horizontally flipped face (the eyes swap sides)."""
+    flipped = points[[1, 0, 2]].copy()
+    flipped[:, 0] = TEMPLATE_SIZE - 1 - flipped[:, 0]
+    return flipped
+
+
+def estimate_template(data: LabelledData, rows: np.ndarray, detector: FaceDetector) -> dict[str, object]:
+    """The median right eye, left eye and mouth of the detections on ``rows``, on a 224 x 224 face,
+    made left-right symmetric (averaged with its mirror image: the model trains on flipped faces
+    too, so a face and its mirror image are framed alike)."""
+    points = np.stack([to_template_frame(face.landmarks()) for _, _, face in iter_detections(data, rows, detector)])
+    median = np.median(points, axis=0)
+    return {
+        "template": np.round((median + mirrored(median)) / 2, 2).tolist(),
+        "median": np.round(median, 2).tolist(),
+        "faces": len(points),
+        "of": len(rows),
+        "spread": np.round(np.median(np.abs(points - median), axis=0), 2).tolist(),
+        "source": f"median FaceDetector landmarks of FER+ training faces upsampled {UPSAMPLE} x (bench/framing.py)",
+    }
+
+
+def framing_gap(
+    recognizer: Recognizer, data: LabelledData, rows: np.ndarray, detector: FaceDetector, template: np.ndarray
+) -> tuple[pd.DataFrame, int]:
+    """AP and macro-AUC of the detected faces of ``rows`` through the three framings, and their count."""
+    kept, originals, mlfer_aligned, matched = [], [], [], []
+    size = recognizer.image_size
+    for row, large, face in iter_detections(data, rows, detector):
+        kept.append(row)
+        originals.append(cv2.resize(face_image(data, row), (size, size), interpolation=cv2.INTER_AREA))
+        mlfer_aligned.append(align_face(large, face, size))
+        matched.append(align_face(large, face, size, template))
+    labels = data.labels[kept]
+    table = {}
+    for name, faces in (
+        ("FER2013's crop (as trained)", originals),
+        ("detected, mlfer's template", mlfer_aligned),
+        ("detected, FER+ template", matched),
+    ):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            metrics = compute_metrics(labels, recognizer.classify(faces))
+        table[name] = {"AP": metrics["average_precision"], "macro-AUC": metrics["macro_auc"]}
+    return pd.DataFrame(table).T, len(kept)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Estimate the template, or measure the framing gap (and write it to docs/benchmarks.md)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default=SPEC, metavar="SPEC", help=f"FER+ (default {SPEC})")
+    parser.add_argument("--template-out", type=Path, metavar="JSON", help="estimate the FER+ template, write it here")
+    parser.add_argument("--faces", type=int, default=3000, metavar="N", help="training faces for the estimate")
+    parser.add_argument("--checkpoint", type=Path, metavar="DIR", help="measure the gap with this model")
+    parser.add_argument("--template", type=Path, metavar="JSON", help="the FER+ template (framing.json)")
+    parser.add_argument("--smoke", action="store_true", help="a few faces, nothing written")
+    parser.add_argument("--write", action="store_true", help="write the gap to docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    data = load_dataset(args.dataset)
+    split = np.asarray(data.split)
+    rng = np.random.default_rng(0)
+    train_rows = rng.permutation(np.flatnonzero(split == "train"))[: 40 if args.smoke else args.faces]
+    test_rows = np.flatnonzero(split == "test")[: 40 if args.smoke else None]
+    with FaceDetector() as detector:
+        if args.template_out is not None:
+            estimate = estimate_template(data, train_rows, detector)
+            print(json.dumps(estimate, indent=2))
+            if not args.smoke:
+                args.template_out.write_text(json.dumps(estimate, indent=2) + "\n")
+        if args.checkpoint is None:
+            return 0
+        template = np.asarray(json.loads(args.template.read_text())["template"]) if args.template else TEMPLATE
+        recognizer = Recognizer(load_model(args.checkpoint), detector)
+        table, count = framing_gap(recognizer, data, test_rows, detector, template)
+    text = "\n".join(
+        ["| Faces given to the model | AP | Macro-AUC |", "|---|---:|---:|"]
+        + [f"| {name} | {row['AP']:.4f} | {row['macro-AUC']:.4f} |" for name, row in table.iterrows()]
+    )
+    print(text, f"\n{count} of {len(test_rows)} faces detected")
+    if args.write and not args.smoke:
+        write_section(
+            "FER+ framing",
+            f"{__doc__.split(chr(10) + chr(10))[1]}\n\nModel: `{args.checkpoint}`; template: "
+            f"`{json.dumps(np.round(template, 1).tolist())}` against mlfer's `{json.dumps(TEMPLATE.tolist())}`; "
+            f"PublicTest faces detected in their 4 x upsampled copy: {count} of {len(test_rows)}.\n\n{text}",
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

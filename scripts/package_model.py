@@ -1,0 +1,89 @@
+"""Package a trained model as the one that ships with mlfer (``src/mlfer/resources/ferplus-svml-rgcn``).
+
+Reads a model folder written by ``mlfer train``; predicts the rows of ``--split`` (FER+
+PublicTest, the validation split) and tunes one threshold per expression on them
+(:func:`mlfer.evaluation.thresholds.tune_thresholds`); prints the nine metrics at 0.5 and at
+the tuned thresholds; writes the weights in float16 (half the file, at most 25 MB), the
+thresholds, the alignment template (``framing.json`` from ``bench/framing.py``), the label
+graph and the model card (``docs/model-card.md``) into the packaged folder::
+
+    python scripts/package_model.py --run runs/ferplus-svml-rgcn \\
+        --dataset "ferplus:../shared/data/ferplus?test=valid" --split test \\
+        --framing framing.json --card docs/model-card.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mlfer.core.config import load_config
+from mlfer.core.expressions import EXPRESSIONS
+from mlfer.data import load_dataset
+from mlfer.evaluation.metrics import compute_metrics
+from mlfer.evaluation.thresholds import save_thresholds, tune_thresholds
+from mlfer.models.checkpoint import CONFIG_FILE, MODEL_FILE, load_model, save_model
+from mlfer.models.preprocessing import FRAMING_FILE
+from mlfer.models.shipped import CARD_FILE, SHIPPED_DIR
+from mlfer.train.evaluation import evaluate_model
+from mlfer.train.fitting import GRAPH_FILE
+
+#: Largest packaged weights file, in bytes.
+MAX_BYTES = 25_000_000
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Tune the thresholds, write the packaged folder, check its size and that it loads."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, type=Path, metavar="DIR", help="model folder (mlfer train --out)")
+    parser.add_argument("--dataset", required=True, metavar="SPEC", help="the dataset whose --split tunes thresholds")
+    parser.add_argument("--split", default="validation", help="rows the thresholds are tuned on (default validation)")
+    parser.add_argument("--framing", type=Path, metavar="JSON", help="alignment template (bench/framing.py)")
+    parser.add_argument("--card", required=True, type=Path, metavar="MD", help="the model card")
+    parser.add_argument("--out", type=Path, default=SHIPPED_DIR, metavar="DIR", help=f"default {SHIPPED_DIR}")
+    args = parser.parse_args(argv)
+
+    model = load_model(args.run, thresholds="default")
+    config = load_config(args.run / CONFIG_FILE)
+    data = load_dataset(args.dataset)
+    rows = data.subset(np.flatnonzero(np.asarray(data.split) == args.split))
+    evaluation = evaluate_model(model, rows, config.train.image_size, torch.device("cpu"))
+    scores = evaluation.probabilities()
+    thresholds = tune_thresholds(rows.labels, scores)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        at_half = compute_metrics(rows.labels, scores)
+        tuned = compute_metrics(rows.labels, scores, thresholds)
+    print(f"{len(rows)} rows of split {args.split!r}")
+    print("thresholds:", ", ".join(f"{name} {value:.2f}" for name, value in zip(EXPRESSIONS, thresholds)))
+    for name in at_half:
+        print(f"{name:>18}  {at_half[name]:.4f}  (tuned thresholds: {tuned[name]:.4f})")
+
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    save_model(model, config, args.out, dtype=torch.float16)
+    save_thresholds(args.out, thresholds)
+    shutil.copyfile(args.run / GRAPH_FILE, args.out / GRAPH_FILE)
+    shutil.copyfile(args.card, args.out / CARD_FILE)
+    if args.framing is not None:
+        framing = json.loads(args.framing.read_text())
+        (args.out / FRAMING_FILE).write_text(json.dumps(framing, indent=2) + "\n")
+    size = (args.out / MODEL_FILE).stat().st_size
+    print(f"wrote {args.out}: {MODEL_FILE} {size / 1e6:.2f} MB")
+    if size > MAX_BYTES:
+        raise SystemExit(f"{MODEL_FILE} is {size:,} bytes, over the {MAX_BYTES:,} allowed")
+    packaged = load_model(args.out, thresholds="default")
+    again = evaluate_model(packaged, rows, config.train.image_size, torch.device("cpu")).probabilities()
+    print(f"float16 weights move the probabilities by at most {np.abs(again - scores).max():.2e}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
