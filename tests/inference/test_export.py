@@ -111,7 +111,7 @@ def test_export_refuses_other_suffixes(exported: tuple[Path, Path], tmp_path: Pa
 def test_the_feature_scaling_is_folded_in(head: str) -> None:
     torch.manual_seed(1)
     model = build_model(ModelConfig(backbone="identity", feature_dim=16, head=head, mfb_k=2, mfb_o=32)).eval()
-    model.feature_scaler.fit(0.01 * torch.rand(50, 16))
+    model.feature_scaler.fit(0.01 * torch.rand(50, 16), centre=True)
     features = 0.01 * torch.rand(4, 16)
     with torch.no_grad():
         np.testing.assert_allclose(

@@ -144,10 +144,11 @@ def test_float16_weights_load_as_float32_with_nearly_the_same_outputs(saved, tmp
 
 def test_files_from_before_the_feature_scaler_load_with_features_as_read(saved):
     model, directory = saved
-    model.feature_scaler.fit(torch.rand(20, 32))
+    model.feature_scaler.fit(torch.rand(20, 32), centre=True)
     save_model(model, load_config(directory / "config.yaml"), directory)
     state = load_file(str(directory / MODEL_FILE))
     older = {key: value for key, value in state.items() if not key.startswith("feature_scaler.")}
     save_file(older, str(directory / MODEL_FILE), metadata={"format": "mlfer", "sha256": state_sha256(older)})
     loaded = load_model(directory)
+    torch.testing.assert_close(loaded.feature_scaler.shift, torch.zeros(32))
     torch.testing.assert_close(loaded.feature_scaler.scale, torch.ones(32))

@@ -1,5 +1,5 @@
-"""Frozen mode scales features by the training rows' root mean square and keeps the scale in the
-model, so that the linear head is as good a judge as a logistic regression on the same features."""
+"""Frozen mode scales features with the training rows' statistics and keeps them in the model, so
+that the linear head is as good a judge as a logistic regression on the same features."""
 
 from __future__ import annotations
 
@@ -48,6 +48,9 @@ def test_the_baseline_head_matches_a_logistic_regression_on_badly_scaled_feature
     train, test, overrides = split_sets(spec)
     settings = {**overrides, "model.head": "baseline", "train.epochs": 60, "train.lr_head": 5e-3}
     result = train_on_features(make_config(None, settings, dataset=spec), train, test)
+    assert result.model is not None  # the baseline has a bias: its features are standardised
+    torch.testing.assert_close(result.model.feature_scaler.shift, train.features.mean(dim=0))
+    torch.testing.assert_close(result.model.feature_scaler.scale, train.features.std(dim=0, correction=0))
     logistic = make_pipeline(StandardScaler(), OneVsRestClassifier(LogisticRegression(C=0.1, max_iter=5000)))
     logistic.fit(train.features.numpy(), train.labels)
     with warnings.catch_warnings():
@@ -66,6 +69,7 @@ def test_the_statistics_travel_with_the_saved_model(tmp_path: Path) -> None:
     config = make_config(None, {**overrides, "model.mfb_k": 2, "model.mfb_o": 32, "train.epochs": 2}, dataset=spec)
     result = train_on_features(config, train, test, run_dir=tmp_path / "run")
     model = load_model(tmp_path / "run")
+    torch.testing.assert_close(model.feature_scaler.shift, torch.zeros(train.features.shape[1]))  # no bias: not centred
     torch.testing.assert_close(model.feature_scaler.scale, train.features.pow(2).mean(dim=0).sqrt())
     with torch.no_grad():
         probabilities = torch.sigmoid(model(test.features)).numpy()

@@ -158,9 +158,10 @@ class TrainConfig:
             frozen mode, where a head on a few hundred rows takes too few steps before a
             decay (on JAFFE the paper's schedule left the baseline head short of a logistic
             regression on the same features; docs/benchmarks.md).
-        scale_features: frozen mode: divide each feature dimension by its root mean square over
-            the training rows, a scale kept in the model (:class:`~mlfer.models.model.FeatureScaler`)
-            so that every later input is read the same way.
+        scale_features: frozen mode: scale the features with the training rows' statistics,
+            kept in the model (:class:`~mlfer.models.model.FeatureScaler`: standardised for the
+            baseline, divided by their root mean square, not centred, for the bias-free graph
+            heads), so that every later input is read the same way.
         image_size: side of the square face image fed to the backbone.
         seed: random seed; ``deterministic`` asks torch for deterministic kernels.
         save_minutes: least wall time between the resume states written to ``last/`` at the

@@ -38,7 +38,7 @@ class FoldedClassifier(nn.Module):
 
     :math:`W_C` (C x D) is the head's :meth:`classifier` evaluated in eval mode (eq. 1), and
     :math:`b_C` the baseline's bias (0 for the graph heads). The model's feature scaling
-    :math:`f / s` is folded in: :math:`W = W_C \operatorname{diag}(1/s)`, :math:`b = b_C`.
+    :math:`(f - t) / s` is folded in: :math:`W = W_C \operatorname{diag}(1/s)`, :math:`b = b_C - W t`.
     """
 
     weight: torch.Tensor
@@ -51,6 +51,9 @@ class FoldedClassifier(nn.Module):
         with torch.no_grad():
             weight = model.head.classifier().detach() / model.feature_scaler.scale
             bias = model.head.linear.bias.detach().clone() if isinstance(model.head, LinearHead) else None
+            shift = weight @ model.feature_scaler.shift
+            if bool(shift.any()):
+                bias = -shift if bias is None else bias - shift
         self.register_buffer("weight", weight.clone())
         self.register_buffer("bias", bias)
 

@@ -23,28 +23,34 @@ MIN_FEATURE_SCALE = 1e-6
 
 
 class FeatureScaler(nn.Module):
-    r"""``f' = f / s`` per feature dimension, :math:`s_d = \sqrt{\tfrac{1}{N} \sum_n f_{nd}^2}` the
-    root mean square of the training features; identity until :meth:`fit` sets ``s``.
+    r"""``f' = (f - shift) / scale`` per feature dimension; identity until :meth:`fit` sets them.
 
-    Not centred: the graph heads have no bias (``logits = W_C f``, eq. 1) and express how common
-    each expression is through the mean of ``f``, which centring would remove.
+    For a head with a bias, the training features' mean and standard deviation (standardising);
+    for the graph heads, which have none (``logits = W_C f``, eq. 1) and express how common each
+    expression is through the mean of ``f``, no shift and the root mean square
+    :math:`\sqrt{\tfrac{1}{N} \sum_n f_{nd}^2}`.
 
     Args:
         dim: D, the size of the feature vector.
     """
 
+    shift: torch.Tensor
     scale: torch.Tensor
 
     def __init__(self, dim: int) -> None:
         super().__init__()
+        self.register_buffer("shift", torch.zeros(dim))
         self.register_buffer("scale", torch.ones(dim))
 
-    def fit(self, features: torch.Tensor) -> None:
-        """Take the root mean square of each dimension of ``features`` (N x D), the training rows."""
-        self.scale.copy_(features.detach().float().pow(2).mean(dim=0).sqrt().clamp_min(MIN_FEATURE_SCALE))
+    def fit(self, features: torch.Tensor, centre: bool) -> None:
+        """Take the statistics of ``features`` (N x D, the training rows), centred or not."""
+        features = features.detach().float()
+        shift = features.mean(dim=0) if centre else torch.zeros_like(self.shift)
+        self.shift.copy_(shift)
+        self.scale.copy_((features - shift).pow(2).mean(dim=0).sqrt().clamp_min(MIN_FEATURE_SCALE))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return features / self.scale
+        return (features - self.shift) / self.scale
 
 
 class MultiLabelModel(nn.Module):

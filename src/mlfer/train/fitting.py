@@ -27,6 +27,7 @@ from mlfer.evaluation.metrics import METRIC_NAMES
 from mlfer.graph.graph_file import load_graph, save_graph
 from mlfer.graph.label_graph import LabelGraph
 from mlfer.models.checkpoint import save_model
+from mlfer.models.heads import head_class
 from mlfer.models.model import FeatureScaler, MultiLabelModel
 from mlfer.runtime.distributed import ShardedBatches, is_main, ordered_shard
 from mlfer.runtime.reproduce import resolve_device, seed_everything
@@ -219,8 +220,10 @@ def train_on_features(
 ) -> RunResult:
     """Train a head on feature vectors (frozen mode) and evaluate it on the test rows each epoch.
 
-    With ``train.scale_features`` (the default) each feature dimension is first divided by its
-    root mean square over the training rows; the model keeps the scale (``model.feature_scaler``).
+    With ``train.scale_features`` (the default) the features are first scaled with the training
+    rows' statistics (:class:`~mlfer.models.model.FeatureScaler`: standardised for a head with a
+    bias, divided by their root mean square for the graph heads); the model keeps them
+    (``model.feature_scaler``).
 
     The label graph comes from ``train.labels``; the visual prototypes from ``prototypes``
     (default: the single-label training rows). Each epoch uses, per sample, the plain or
@@ -240,7 +243,7 @@ def train_on_features(
     """
     scaler = FeatureScaler(train.features.shape[1])
     if config.train.scale_features:
-        scaler.fit(train.features)
+        scaler.fit(train.features, centre=head_class(config.model.head).has_bias)
     run = _start_run(config, seed, train.labels, prototypes or _training_rows(train), backbone, device, scaler)
     device, batch_size = run.device, run.config.train.batch_size
     scale = run.model.feature_scaler

@@ -43,6 +43,8 @@ class Head(nn.Module):
 
     - :attr:`uses_prototypes`: whether it needs the visual prototypes (eq. 5);
     - :attr:`uses_word_vectors`: whether it needs the label word vectors;
+    - :attr:`has_bias`: whether its logits have a bias, so that its features may be centred
+      (:class:`~mlfer.models.model.FeatureScaler`);
     - :meth:`graph_adjacency`: what it reads from the training rows' label graph;
     - :meth:`build`: the head of a model config, from those inputs.
 
@@ -52,6 +54,7 @@ class Head(nn.Module):
 
     uses_prototypes: ClassVar[bool] = False
     uses_word_vectors: ClassVar[bool] = False
+    has_bias: ClassVar[bool] = False
 
     @classmethod
     def graph_adjacency(cls, graph: LabelGraph, config: ModelConfig) -> np.ndarray | None:

@@ -15,6 +15,8 @@ from mlfer.models.heads.registry import register_head
 class LinearHead(Head):
     """The baseline: an automatically learnt classifier ``W_C`` (with bias) on f, ``logits = W_C f + b``."""
 
+    has_bias = True
+
     def __init__(self, feature_dim: int, num_classes: int = NUM_EXPRESSIONS) -> None:
         super().__init__()
         self.linear = nn.Linear(feature_dim, num_classes)
