@@ -27,6 +27,9 @@ AMP_MODES: tuple[str, ...] = ("none", "bf16")
 YAML_ERRORS = (yaml.YAMLError, ValueError, RecursionError)
 #: Settings that config files of earlier versions may hold, and what replaced them.
 RETIRED_SETTINGS: dict[str, str] = {"train.save_every": "resume states follow train.save_minutes"}
+#: Defaults changed since earlier versions, with the earlier value: a config file without the
+#: setting reads with the earlier value, and a run folder that holds it keeps it on --resume.
+CHANGED_DEFAULTS: dict[str, Any] = {"train.lr_step": 20, "train.scale_features": False}
 #: Largest side of a face image, in pixels (``train.image_size``, ``mlfer align --size``).
 MAX_IMAGE_SIZE = 2048
 #: Least and greatest value of every size and count setting: what a run could ever mean (the
@@ -351,6 +354,21 @@ def check_bounds(settings: Any, prefix: str) -> None:
                 raise MlferError(f"must lie between {least} and {most}, got {short(number)}", field=key)
 
 
+def keep_earlier_defaults(config: RunConfig, saved: RunConfig) -> RunConfig:
+    """``config`` with each setting of :data:`CHANGED_DEFAULTS` taken from ``saved`` (a run being
+    resumed) where ``config`` holds today's default and ``saved`` the earlier one."""
+    today = RunConfig()
+    for key, earlier in CHANGED_DEFAULTS.items():
+        section, name = key.split(".")
+        mine = getattr(config, section)
+        if (
+            getattr(mine, name) == getattr(getattr(today, section), name)
+            and getattr(getattr(saved, section), name) == earlier
+        ):
+            config = dataclasses.replace(config, **{section: dataclasses.replace(mine, **{name: earlier})})
+    return config
+
+
 def config_from_flat(values: dict[str, Any]) -> RunConfig:
     """Build a RunConfig from dotted keys, checking each key and converting each value to its field's type."""
     sections: dict[str, dict[str, Any]] = {"": {}, "model": {}, "train": {}}
@@ -378,6 +396,9 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
         if not isinstance(settings, dict):
             raise MlferError(f"expected a mapping of settings, got {short(settings)}", field=section)
         flat.update({f"{section}.{key}": value for key, value in settings.items()})
+    if any(key.startswith("train.") for key in flat):  # a whole config file, not a few overrides
+        for key, earlier in CHANGED_DEFAULTS.items():
+            flat.setdefault(key, earlier)
     for key in RETIRED_SETTINGS.keys() & flat.keys():
         warnings.warn(f"{key} is no longer used ({RETIRED_SETTINGS[key]}); ignored", stacklevel=2)
         del flat[key]

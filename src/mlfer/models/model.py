@@ -44,8 +44,8 @@ class FeatureScaler(nn.Module):
 
     def fit(self, features: torch.Tensor, centre: bool) -> None:
         """Take the statistics of ``features`` (N x D, the training rows), centred or not."""
-        features = features.detach().float()
-        shift = features.mean(dim=0) if centre else torch.zeros_like(self.shift)
+        features = features.detach().double()  # float32 squares of large features overflow
+        shift = features.mean(dim=0) if centre else torch.zeros(features.shape[1], dtype=torch.float64)
         self.shift.copy_(shift)
         self.scale.copy_((features - shift).pow(2).mean(dim=0).sqrt().clamp_min(MIN_FEATURE_SCALE))
 

@@ -30,7 +30,7 @@ from mlfer.runtime.reproduce import resolve_device, seed_everything
 from mlfer.train.features import image_batches
 from mlfer.train.fitting import write_run_files
 from mlfer.train.loop import Evaluation, fit, make_optimizer, make_scheduler
-from mlfer.train.run_folder import prepare_out_dir
+from mlfer.train.run_folder import prepare_out_dir, resumed_config
 from mlfer.train.run_model import check_fits
 from mlfer.train.state import Resumable
 
@@ -115,6 +115,7 @@ def pretrain_backbone(
     check_fits(config, data)
     partition = data.partitions(config.folds, seed=0)[0]
     device = resolve_device(config.train.device)
+    config = resumed_config(out_dir, config, resume)
     prepare_out_dir(out_dir, config, resume)
     seed_everything(config.train.seed, config.train.deterministic)
     trunk = build_backbone(config.model)

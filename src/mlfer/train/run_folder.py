@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mlfer.core.config import RunConfig, config_to_dict, load_config, save_config
+from mlfer.core.config import RunConfig, config_to_dict, keep_earlier_defaults, load_config, save_config
 from mlfer.core.errors import MlferError
 from mlfer.core.fileio import atomic_path, folder_lock, write_text_atomic
 from mlfer.data import LabelledData, load_dataset
@@ -81,6 +81,15 @@ def _flat(config: RunConfig) -> dict[str, object]:
     for section in ("model", "train"):
         flat.update({f"{section}.{key}": value for key, value in nested[section].items()})
     return flat
+
+
+def resumed_config(out_dir: Path, config: RunConfig, resume: bool) -> RunConfig:
+    """The config a run continues with: on ``--resume`` of a folder written by an earlier version,
+    the defaults it ran with (:func:`~mlfer.core.config.keep_earlier_defaults`)."""
+    saved_path = out_dir / CONFIG_FILE
+    if not resume or not saved_path.is_file():
+        return config
+    return keep_earlier_defaults(config, load_config(saved_path))
 
 
 def prepare_out_dir(out_dir: Path, config: RunConfig, resume: bool) -> None:
@@ -251,7 +260,7 @@ def train_runs(
     data = data if data is not None else load_dataset(config.dataset)
     check_fits(config, data)
     device = resolve_device(config.train.device)
-    config = with_word_vectors(config)[0]
+    config = resumed_config(out_dir, with_word_vectors(config)[0], resume)
 
     def prepare() -> None:
         prepare_out_dir(out_dir, with_seed(config, seeds[0]), resume)

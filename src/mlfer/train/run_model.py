@@ -127,6 +127,7 @@ def build_run_model(
     model = build_model(
         model_config, adjacency, vectors, visual, load_backbone_weights=backbone is None, preprocessing=preprocessing
     )
+    model.head.start_at_label_rates(np.asarray(train_labels, dtype=np.float64).mean(axis=0))
     if backbone is not None:
         model.backbone.load_state_dict(backbone.state_dict())
     if scaler is not None:

@@ -56,6 +56,10 @@ class Head(nn.Module):
     uses_word_vectors: ClassVar[bool] = False
     has_bias: ClassVar[bool] = False
 
+    def start_at_label_rates(self, rates: np.ndarray) -> None:
+        """Set what the head can of the training rows' label rates (C,) before training: a head
+        with a bias starts it there; the graph heads, without one, take nothing."""
+
     @classmethod
     def graph_adjacency(cls, graph: LabelGraph, config: ModelConfig) -> np.ndarray | None:
         """The adjacency this head's graph layers read from ``graph`` (``None``: it reads no graph)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -9,6 +10,9 @@ from mlfer.core.config import ModelConfig
 from mlfer.core.expressions import NUM_EXPRESSIONS
 from mlfer.models.heads.base import Head, HeadInputs
 from mlfer.models.heads.registry import register_head
+
+#: Label rates are clipped to [MIN_RATE, 1 - MIN_RATE] before their log-odds are taken.
+MIN_RATE = 1e-3
 
 
 @register_head("baseline")
@@ -29,6 +33,14 @@ class LinearHead(Head):
     def classifier(self) -> torch.Tensor:
         """W_C (C x D)."""
         return self.linear.weight
+
+    def start_at_label_rates(self, rates: np.ndarray) -> None:
+        r"""Start the bias at the log-odds :math:`\log \frac{p_c}{1 - p_c}` of each label's training
+        rate, so that the first steps learn the features' evidence, not how common each label is
+        (which takes thousands of steps at the paper's learning rates for a rare label)."""
+        clipped = np.clip(np.asarray(rates, dtype=np.float64), MIN_RATE, 1 - MIN_RATE)
+        with torch.no_grad():
+            self.linear.bias.copy_(torch.as_tensor(np.log(clipped / (1 - clipped)), dtype=self.linear.bias.dtype))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.linear(features)
