@@ -254,3 +254,19 @@ def test_the_framing_template_is_left_right_symmetric_and_in_the_224_frame(bench
     assert symmetric[0, 1] == symmetric[1, 1] == 86.0  # level eyes
     # the upsampled face's edges (pixel centres at -0.5 and 191.5) land on the 224 frame's edges
     np.testing.assert_allclose(framing.to_template_frame(np.array([[191.5, -0.5]])), [[223.5, -0.5]])
+
+
+def test_framing_smoke_measures_every_model_on_the_same_faces(
+    bench: None, shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import framing
+    from mlfer.models.shipped import SHIPPED_DIR
+
+    shipped = str(SHIPPED_DIR)
+    template = str(SHIPPED_DIR / "framing.json")
+    assert framing.main(["--smoke", "--checkpoint", shipped, shipped, "--template", template]) == 0
+    output = capsys.readouterr().out
+    rows = re.findall(rf"^\| `{re.escape(shipped)}` \| (.+?) \| ([0-9.]+) \| ([0-9.]+) \|$", output, re.MULTILINE)
+    assert [framing_name for framing_name, _, _ in rows] == list(framing.FRAMINGS) * 2
+    assert rows[:3] == rows[3:]  # one model twice: the same faces, the same numbers
+    assert all(0.5 < float(ap) <= 1 for _, ap, _ in rows)

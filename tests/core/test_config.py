@@ -65,6 +65,13 @@ def test_bad_overrides_name_the_setting(item, message):
         make_config(None, [item])
 
 
+def test_resident_images_refuse_reframing():
+    with pytest.raises(MlferError, match="data loader") as caught:
+        make_config(None, ["train.resident=true", "train.rotate=10"])
+    assert caught.value.field == "train.resident"
+    assert make_config(None, ["train.rotate=10", "train.shift=0.05"]).train.reframes()
+
+
 def test_unknown_preset():
     with pytest.raises(MlferError, match="raf-ml"):
         make_config("affectnet")
@@ -99,6 +106,9 @@ def test_yaml_round_trip(tmp_path):
         ("train.seed=-1", "train.seed"),
         ("train.seed=4294967296", "train.seed"),
         ("train.workers=100000", "train.workers"),
+        ("train.rotate=-5", "train.rotate"),
+        ("train.rescale=0.9", "train.rescale"),
+        ("train.shift=1", "train.shift"),
     ],
 )
 def test_sizes_and_counts_are_bounded(item, field):

@@ -14,7 +14,16 @@ from torch.utils.data import DataLoader
 from mlfer.core.errors import MlferError
 from mlfer.data import LabelledData, load_dataset
 from mlfer.data.torch_dataset import ImageDataset, UnreadableImageWarning, collate_skipping_failures
-from mlfer.data.transforms import GREY_MEAN, GREY_STD, IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
+from mlfer.data.transforms import (
+    GREY_MEAN,
+    GREY_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MID_GREY,
+    Reframing,
+    eval_transform,
+    train_transform,
+)
 
 
 def _modes() -> dict[str, Image.Image]:
@@ -64,6 +73,31 @@ def test_train_transform_flips_horizontally_at_random():
     flipped = [torch.equal(output, plain.flip(-1)) for output in outputs]
     assert all(flip or torch.equal(output, plain) for flip, output in zip(flipped, outputs))
     assert 0 < sum(flipped) < 20
+
+
+def _spot_centre(tensor: torch.Tensor) -> np.ndarray:
+    """Row and column of the brightness-weighted centre of a grey face's pixels above level 160."""
+    bright = (tensor[0] - (160 / 255 - GREY_MEAN[0]) / GREY_STD[0]).clamp(min=0).numpy()
+    rows, cols = np.indices(bright.shape)
+    return np.array([(rows * bright).sum(), (cols * bright).sum()]) / bright.sum()
+
+
+def test_reframing_moves_a_face_within_its_bounds_and_fills_the_corners_grey():
+    image = np.full((48, 48, 3), 40, dtype=np.uint8)
+    image[11:13, 35:37] = 255  # a bright spot 17 px from the centre, up and to the right
+    spot = Image.fromarray(image)
+    reframing = Reframing(rotate=10, rescale=0.1, shift=0.05)
+    assert train_transform(48, 1, flip=False)(spot).equal(eval_transform(48, channels=1)(spot))
+    torch.manual_seed(0)
+    outputs = [train_transform(48, 1, flip=False, reframing=reframing)(spot) for _ in range(30)]
+    moves = np.array([np.linalg.norm(_spot_centre(output) - [11.5, 35.5]) for output in outputs])
+    # rotation 17 * 2 sin 5 deg = 3.0 px, scale 1.7 px, shift 2.4 px on each axis: at most 8.1 px
+    assert moves.max() < 8.5 and len(np.unique(moves.round(3))) == 30
+    assert not reframing.__class__() and reframing
+    shrunk = train_transform(48, 1, flip=False, reframing=Reframing(rescale=0.5))
+    grey = (MID_GREY / 255 - GREY_MEAN[0]) / GREY_STD[0]
+    corners = [output[0, 0, 0] for output in (shrunk(spot) for _ in range(30))]
+    assert any(abs(float(corner) - grey) < 1e-2 for corner in corners)
 
 
 def _folder_with_a_corrupt_image(root: Path) -> Path:

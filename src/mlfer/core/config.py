@@ -48,6 +48,9 @@ BOUNDS: dict[str, tuple[int, int]] = {
     "train.seed": (0, 2**32 - 1),
     "train.workers": (0, 256),
 }
+#: Greatest random reframing of a training face (``train.rotate`` in degrees; ``rescale`` and
+#: ``shift`` as fractions): beyond these a face is no longer a face in its frame.
+REFRAMING_LIMITS: dict[str, float] = {"rotate": 45.0, "rescale": 0.5, "shift": 0.3}
 #: Largest MFB joint size k * o (eq. 6; the paper's largest is 5 x 2000).
 MAX_MFB_JOINT = 65536
 #: How values are quoted in messages: a short prefix, however long or deeply nested the value.
@@ -165,6 +168,9 @@ class TrainConfig:
             kept in the model (:class:`~mlfer.models.model.FeatureScaler`: standardised for the
             baseline, divided by their root mean square, not centred, for the bias-free graph
             heads), so that every later input is read the same way.
+        rotate, rescale, shift: finetune mode: random reframing of each training face, by up to
+            ``rotate`` degrees, a scale within ``1 +- rescale`` and a shift of up to ``shift`` of
+            its side (:class:`~mlfer.data.transforms.Reframing`; 0: none, the paper's).
         image_size: side of the square face image fed to the backbone.
         seed: random seed; ``deterministic`` asks torch for deterministic kernels.
         save_minutes: least wall time between the resume states written to ``last/`` at the
@@ -188,6 +194,9 @@ class TrainConfig:
     lr_step: int | None = None
     lr_gamma: float = 0.1
     flip: bool = True
+    rotate: float = 0.0
+    rescale: float = 0.0
+    shift: float = 0.0
     scale_features: bool = True
     image_size: int = 224
     seed: int = 0
@@ -209,6 +218,13 @@ class TrainConfig:
             raise MlferError(f"unknown amp {short(self.amp)}; choose from {', '.join(AMP_MODES)}", field="train.amp")
         if not self.save_minutes >= 0:
             raise MlferError("must be 0 or more", field="train.save_minutes")
+        for name, most in REFRAMING_LIMITS.items():
+            if not 0 <= getattr(self, name) <= most:
+                raise MlferError(f"must lie between 0 and {most}, got {getattr(self, name)}", field=f"train.{name}")
+
+    def reframes(self) -> bool:
+        """Whether training faces are randomly rotated, scaled or shifted."""
+        return any(getattr(self, name) for name in REFRAMING_LIMITS)
 
     def decay_every(self) -> int:
         """Epochs between learning-rate decays: ``lr_step``, or its mode's default (see above)."""
@@ -237,6 +253,11 @@ class RunConfig:
     preset: str | None = None
 
     def __post_init__(self) -> None:
+        if self.train.resident and self.train.reframes():
+            raise MlferError(
+                "resident images are only flipped; reframing (train.rotate, rescale, shift) needs the data loader",
+                field="train.resident",
+            )
         if self.train.resident and self.model.in_channels != 3:
             raise MlferError(
                 "resident images are RGB; a grey model (model.in_channels=1) trains through the data loader",

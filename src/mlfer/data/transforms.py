@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,11 +19,39 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 #: Statistics of grey input: the mean of ImageNet's three channels.
 GREY_MEAN = (0.449,)
 GREY_STD = (0.226,)
+#: Fill of the corners that a random reframing uncovers: the grey mean, in 8-bit levels.
+MID_GREY = round(255 * GREY_MEAN[0])
 
 
 def channel_statistics(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The default normalisation (mean, std) of RGB (3) or grey (1) input."""
     return (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else (GREY_MEAN, GREY_STD)
+
+
+@dataclass(frozen=True)
+class Reframing:
+    """Random changes of a face's framing for training: each image is rotated by up to
+    ``rotate`` degrees, scaled by a factor within ``1 +- rescale`` and shifted by up to ``shift``
+    of its side, independently (:class:`torchvision.transforms.RandomAffine`; uncovered corners
+    are mid grey). It teaches a model the spread between how a dataset cropped its faces and
+    how :func:`mlfer.faces.align_face` frames a detected one; all zero: no change."""
+
+    rotate: float = 0.0
+    rescale: float = 0.0
+    shift: float = 0.0
+
+    def __bool__(self) -> bool:
+        return bool(self.rotate or self.rescale or self.shift)
+
+    def transform(self) -> transforms.RandomAffine:
+        """The random affine transform of a PIL image."""
+        return transforms.RandomAffine(
+            degrees=self.rotate,
+            translate=(self.shift, self.shift),
+            scale=(1 - self.rescale, 1 + self.rescale),
+            interpolation=transforms.InterpolationMode.BILINEAR,
+            fill=MID_GREY,
+        )
 
 
 def _pipeline(
@@ -31,25 +60,33 @@ def _pipeline(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     channels: int = 3,
+    reframing: Reframing = Reframing(),
 ) -> transforms.Compose:
     default_mean, default_std = channel_statistics(channels)
     mean, std = mean or default_mean, std or default_std
     steps = [to_rgb, *([transforms.Grayscale(1)] if channels == 1 else []), transforms.Resize((size, size))]
+    if reframing:
+        steps.append(reframing.transform())
     if flip:
         steps.append(transforms.RandomHorizontalFlip())
     steps += [transforms.ToTensor(), transforms.Normalize(mean, std)]
     return transforms.Compose(steps)
 
 
-def train_transform(size: int = 224, channels: int = 3) -> transforms.Compose:
-    """RGB conversion (then grey for ``channels=1``), resize to size x size, random horizontal
-    flip (the paper's only augmentation), tensor, normalisation (:func:`channel_statistics`).
+def train_transform(
+    size: int = 224, channels: int = 3, flip: bool = True, reframing: Reframing = Reframing()
+) -> transforms.Compose:
+    """RGB conversion (then grey for ``channels=1``), resize to size x size, random reframing,
+    random horizontal flip (the paper's only augmentation), tensor, normalisation
+    (:func:`channel_statistics`).
 
     Args:
         size: output height and width (the paper's aligned faces are 224).
         channels: 3 (RGB) or 1 (grey).
+        flip: flip each image horizontally with probability 1/2.
+        reframing: random rotation, scale and shift (:class:`Reframing`; default none).
     """
-    return _pipeline(size, flip=True, channels=channels)
+    return _pipeline(size, flip, channels=channels, reframing=reframing)
 
 
 def eval_transform(

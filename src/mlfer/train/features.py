@@ -20,7 +20,7 @@ from mlfer.core.errors import MlferError
 from mlfer.core.version import __version__
 from mlfer.data.dataset import LabelledData, Partition
 from mlfer.data.torch_dataset import ImageDataset, collate_skipping_failures
-from mlfer.data.transforms import eval_transform, train_transform
+from mlfer.data.transforms import Reframing, eval_transform, train_transform
 from mlfer.runtime.distributed import (
     GlobalBatchSampler,
     OrderedShardSampler,
@@ -77,11 +77,12 @@ def image_loader(
 def image_batches(
     data: LabelledData, partition: Partition, config: TrainConfig, generator: torch.Generator, channels: int = 3
 ) -> tuple[LoaderBatches, LoaderBatches]:
-    """Shuffled training batches (random flips with ``config.flip``) and ordered test batches
+    """Shuffled training batches (random flips with ``config.flip``, random reframing with
+    ``config.rotate``, ``rescale`` and ``shift``) and ordered test batches
     of a partition's images, with ``channels`` (3 RGB, 1 grey); under torchrun, this
     process's share of each global training batch and its ordered shard of the test rows."""
     size = config.image_size
-    augment = train_transform(size, channels) if config.flip else eval_transform(size, channels=channels)
+    augment = train_transform(size, channels, config.flip, Reframing(config.rotate, config.rescale, config.shift))
     train_data, test_data = data.subset(partition.train), data.subset(partition.test)
     if world_size() > 1:
         train = image_loader(
