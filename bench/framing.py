@@ -116,12 +116,13 @@ def framed_faces(
 ) -> tuple[list[int], dict[str, list[np.ndarray]]]:
     """The rows of ``rows`` whose face is detected, and their faces (side ``size``) in the three framings."""
     kept: list[int] = []
-    framings: dict[str, list[np.ndarray]] = {FRAMINGS[0]: [], FRAMINGS[1]: [], FRAMINGS[2]: []}
+    framings: dict[str, list[np.ndarray]] = {name: [] for name in FRAMINGS}
     for row, large, face in iter_detections(data, rows, detector):
         kept.append(row)
-        framings[FRAMINGS[0]].append(cv2.resize(face_image(data, row), (size, size), interpolation=cv2.INTER_AREA))
-        framings[FRAMINGS[1]].append(align_face(large, face, size))
-        framings[FRAMINGS[2]].append(align_face(large, face, size, template))
+        cropped = cv2.resize(face_image(data, row), (size, size), interpolation=cv2.INTER_AREA)
+        faces = (cropped, align_face(large, face, size), align_face(large, face, size, template))
+        for name, framed in zip(FRAMINGS, faces, strict=True):
+            framings[name].append(framed)
     return kept, framings
 
 

@@ -93,7 +93,7 @@ def test_reframing_moves_a_face_within_its_bounds_and_fills_the_corners_grey():
     moves = np.array([np.linalg.norm(_spot_centre(output) - [11.5, 35.5]) for output in outputs])
     # rotation 17 * 2 sin 5 deg = 3.0 px, scale 1.7 px, shift 2.4 px on each axis: at most 8.1 px
     assert moves.max() < 8.5 and len(np.unique(moves.round(3))) == 30
-    assert not reframing.__class__() and reframing
+    assert not Reframing() and reframing  # all zero: no change
     shrunk = train_transform(48, 1, flip=False, reframing=Reframing(rescale=0.5))
     grey = (MID_GREY / 255 - GREY_MEAN[0]) / GREY_STD[0]
     corners = [output[0, 0, 0] for output in (shrunk(spot) for _ in range(30))]
