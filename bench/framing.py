@@ -24,7 +24,7 @@ import argparse
 import json
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import cv2
@@ -112,17 +112,19 @@ def estimate_template(data: LabelledData, rows: np.ndarray, detector: FaceDetect
 
 
 def framed_faces(
-    data: LabelledData, rows: np.ndarray, detector: FaceDetector, size: int, template: np.ndarray
-) -> tuple[list[int], dict[str, list[np.ndarray]]]:
-    """The rows of ``rows`` whose face is detected, and their faces (side ``size``) in the three framings."""
+    data: LabelledData, rows: np.ndarray, detector: FaceDetector, sizes: Iterable[int], template: np.ndarray
+) -> tuple[list[int], dict[int, dict[str, list[np.ndarray]]]]:
+    """The rows of ``rows`` whose face is detected, and per side in ``sizes`` their faces in the
+    three framings (each face detected once, framed at every side a model asks for)."""
     kept: list[int] = []
-    framings: dict[str, list[np.ndarray]] = {name: [] for name in FRAMINGS}
+    framings: dict[int, dict[str, list[np.ndarray]]] = {size: {name: [] for name in FRAMINGS} for size in sizes}
     for row, large, face in iter_detections(data, rows, detector):
         kept.append(row)
-        cropped = cv2.resize(face_image(data, row), (size, size), interpolation=cv2.INTER_AREA)
-        faces = (cropped, align_face(large, face, size), align_face(large, face, size, template))
-        for name, framed in zip(FRAMINGS, faces, strict=True):
-            framings[name].append(framed)
+        for size, by_name in framings.items():
+            cropped = cv2.resize(face_image(data, row), (size, size), interpolation=cv2.INTER_AREA)
+            faces = (cropped, align_face(large, face, size), align_face(large, face, size, template))
+            for name, framed in zip(FRAMINGS, faces, strict=True):
+                by_name[name].append(framed)
     return kept, framings
 
 
@@ -165,8 +167,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         template = np.asarray(json.loads(args.template.read_text())["template"]) if args.template else TEMPLATE
         models = [load_model(checkpoint) for checkpoint in args.checkpoints]
-        kept, framings = framed_faces(data, test_rows, detector, models[0].preprocessing.image_size, template)
-        tables = [framing_gap(Recognizer(model, detector), data.labels[kept], framings) for model in models]
+        sizes = {model.preprocessing.image_size for model in models}
+        kept, framings = framed_faces(data, test_rows, detector, sizes, template)
+        tables = [
+            framing_gap(Recognizer(model, detector), data.labels[kept], framings[model.preprocessing.image_size])
+            for model in models
+        ]
     lines = ["| Model | Faces given to the model | AP | Macro-AUC |", "|---|---|---:|---:|"]
     for checkpoint, table in zip(args.checkpoints, tables, strict=True):
         for name, row in table.iterrows():

@@ -270,3 +270,19 @@ def test_framing_smoke_measures_every_model_on_the_same_faces(
     assert [framing_name for framing_name, _, _ in rows] == list(framing.FRAMINGS) * 2
     assert rows[:3] == rows[3:]  # one model twice: the same faces, the same numbers
     assert all(0.5 < float(ap) <= 1 for _, ap, _ in rows)
+
+
+def test_framed_faces_frames_each_face_once_per_model_input_side(bench: None, shared_data: Path) -> None:
+    import framing
+    from mlfer.data import load_dataset
+    from mlfer.faces import TEMPLATE, FaceDetector
+
+    data = load_dataset(framing.SPEC)
+    rows = np.flatnonzero(np.asarray(data.split) == "test")[:6]
+    with FaceDetector() as detector:
+        kept, framings = framing.framed_faces(data, rows, detector, {48, 64}, TEMPLATE)
+    assert kept and set(kept) <= set(rows.tolist())
+    for size, by_name in framings.items():
+        assert list(by_name) == list(framing.FRAMINGS)
+        assert all(len(faces) == len(kept) for faces in by_name.values())
+        assert {face.shape for faces in by_name.values() for face in faces} == {(size, size, 3)}
