@@ -3,9 +3,11 @@
 Reads a model folder written by ``mlfer train``; predicts the rows of ``--split`` (FER+
 PublicTest, the validation split) and tunes one threshold per expression on them
 (:func:`mlfer.evaluation.thresholds.tune_thresholds`); prints the nine metrics at 0.5 and at
-the tuned thresholds; writes the weights in float16 (half the file, at most 25 MB), the
-thresholds, the alignment template (``framing.json`` from ``bench/framing.py``), the label
-graph and the model card (``docs/model-card.md``) into the packaged folder::
+the tuned thresholds, and how many faces without a basic expression (kept by
+``keep_unlabelled=true``) are given one; writes the weights in float16 (half the file, at
+most 25 MB), the thresholds, the alignment template (``framing.json`` from
+``bench/framing.py``), the label graph and the model card (``docs/model-card.md``) into the
+packaged folder::
 
     python scripts/package_model.py --run runs/ferplus-svml-rgcn \\
         --dataset "ferplus:../shared/data/ferplus?test=valid" --split test \\
@@ -65,6 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     print("thresholds:", ", ".join(f"{name} {value:.2f}" for name, value in zip(EXPRESSIONS, thresholds)))
     for name in at_half:
         print(f"{name:>18}  {at_half[name]:.4f}  (tuned thresholds: {tuned[name]:.4f})")
+    unlabelled = ~rows.labels.any(axis=1)
+    if unlabelled.any():
+        given = (scores[unlabelled] >= thresholds).any(axis=1)
+        print(
+            f"{unlabelled.sum()} faces with no basic expression (neutral, contempt): "
+            f"{given.sum()} ({given.mean():.1%}) given one at the tuned thresholds"
+        )
 
     if args.out.exists():
         shutil.rmtree(args.out)
