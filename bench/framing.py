@@ -120,8 +120,9 @@ def framed_faces(
     framings: dict[int, dict[str, list[np.ndarray]]] = {size: {name: [] for name in FRAMINGS} for size in sizes}
     for row, large, face in iter_detections(data, rows, detector):
         kept.append(row)
+        crop = face_image(data, row)
         for size, by_name in framings.items():
-            cropped = cv2.resize(face_image(data, row), (size, size), interpolation=cv2.INTER_AREA)
+            cropped = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
             faces = (cropped, align_face(large, face, size), align_face(large, face, size, template))
             for name, framed in zip(FRAMINGS, faces, strict=True):
                 by_name[name].append(framed)
