@@ -69,7 +69,7 @@ def test_resident_images_refuse_reframing():
     with pytest.raises(MlferError, match="data loader") as caught:
         make_config(None, ["train.resident=true", "train.rotate=10"])
     assert caught.value.field == "train.resident"
-    assert make_config(None, ["train.rotate=10", "train.shift=0.05"]).train.reframes()
+    assert make_config(None, ["train.rotate=10", "train.shift=0.05"]).train.reframing()
 
 
 def test_unknown_preset():

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from mlfer.core.config import Reframing
 from mlfer.core.errors import MlferError
 from mlfer.data import LabelledData, load_dataset
 from mlfer.data.torch_dataset import ImageDataset, UnreadableImageWarning, collate_skipping_failures
@@ -20,7 +21,6 @@ from mlfer.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     MID_GREY,
-    Reframing,
     eval_transform,
     train_transform,
 )

@@ -152,6 +152,22 @@ class ModelConfig:
         return list(self.graph_widths) or [self.out_features, self.out_features]
 
 
+@dataclass(frozen=True)
+class Reframing:
+    """Random changes of a face's framing for training: each image is rotated by up to
+    ``rotate`` degrees, scaled by a factor within ``1 +- rescale`` and shifted by up to ``shift``
+    of its side, independently (applied by :func:`mlfer.data.transforms.train_transform`).
+    It teaches a model the spread between how a dataset cropped its faces and how
+    :func:`mlfer.faces.align_face` frames a detected one; all zero: no change."""
+
+    rotate: float = 0.0
+    rescale: float = 0.0
+    shift: float = 0.0
+
+    def __bool__(self) -> bool:
+        return bool(self.rotate or self.rescale or self.shift)
+
+
 @dataclass
 class TrainConfig:
     """Optimisation settings (section 4.2: Adam, weight decay 2e-4, batch 32, 80 epochs, lr / 10 every 20).
@@ -170,7 +186,7 @@ class TrainConfig:
             heads), so that every later input is read the same way.
         rotate, rescale, shift: finetune mode: random reframing of each training face, by up to
             ``rotate`` degrees, a scale within ``1 +- rescale`` and a shift of up to ``shift`` of
-            its side (:class:`~mlfer.data.transforms.Reframing`; 0: none, the paper's).
+            its side (:class:`Reframing`; 0: none, the paper's).
         image_size: side of the square face image fed to the backbone.
         seed: random seed; ``deterministic`` asks torch for deterministic kernels.
         save_minutes: least wall time between the resume states written to ``last/`` at the
@@ -222,9 +238,9 @@ class TrainConfig:
             if not 0 <= getattr(self, name) <= most:
                 raise MlferError(f"must lie between 0 and {most}, got {getattr(self, name)}", field=f"train.{name}")
 
-    def reframes(self) -> bool:
-        """Whether training faces are randomly rotated, scaled or shifted."""
-        return any(getattr(self, name) for name in REFRAMING_LIMITS)
+    def reframing(self) -> Reframing:
+        """The random reframing of training faces these settings ask for."""
+        return Reframing(self.rotate, self.rescale, self.shift)
 
     def decay_every(self) -> int:
         """Epochs between learning-rate decays: ``lr_step``, or its mode's default (see above)."""
@@ -253,7 +269,7 @@ class RunConfig:
     preset: str | None = None
 
     def __post_init__(self) -> None:
-        if self.train.resident and self.train.reframes():
+        if self.train.resident and self.train.reframing():
             raise MlferError(
                 "resident images are only flipped; reframing (train.rotate, rescale, shift) needs the data loader",
                 field="train.resident",

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image
 from torchvision import transforms
 
+from mlfer.core.config import Reframing
 from mlfer.data.images import to_rgb
 
 #: ImageNet channel statistics, which the ResNet50 backbone was trained with.
@@ -28,30 +28,16 @@ def channel_statistics(channels: int) -> tuple[tuple[float, ...], tuple[float, .
     return (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else (GREY_MEAN, GREY_STD)
 
 
-@dataclass(frozen=True)
-class Reframing:
-    """Random changes of a face's framing for training: each image is rotated by up to
-    ``rotate`` degrees, scaled by a factor within ``1 +- rescale`` and shifted by up to ``shift``
-    of its side, independently (:class:`torchvision.transforms.RandomAffine`; uncovered corners
-    are mid grey). It teaches a model the spread between how a dataset cropped its faces and
-    how :func:`mlfer.faces.align_face` frames a detected one; all zero: no change."""
-
-    rotate: float = 0.0
-    rescale: float = 0.0
-    shift: float = 0.0
-
-    def __bool__(self) -> bool:
-        return bool(self.rotate or self.rescale or self.shift)
-
-    def transform(self) -> transforms.RandomAffine:
-        """The random affine transform of a PIL image."""
-        return transforms.RandomAffine(
-            degrees=self.rotate,
-            translate=(self.shift, self.shift),
-            scale=(1 - self.rescale, 1 + self.rescale),
-            interpolation=transforms.InterpolationMode.BILINEAR,
-            fill=MID_GREY,
-        )
+def random_reframing(reframing: Reframing) -> transforms.RandomAffine:
+    """The random affine transform of a PIL image that ``reframing`` asks for
+    (:class:`torchvision.transforms.RandomAffine`; uncovered corners are mid grey)."""
+    return transforms.RandomAffine(
+        degrees=reframing.rotate,
+        translate=(reframing.shift, reframing.shift),
+        scale=(1 - reframing.rescale, 1 + reframing.rescale),
+        interpolation=transforms.InterpolationMode.BILINEAR,
+        fill=MID_GREY,
+    )
 
 
 def _pipeline(
@@ -66,7 +52,7 @@ def _pipeline(
     mean, std = mean or default_mean, std or default_std
     steps = [to_rgb, *([transforms.Grayscale(1)] if channels == 1 else []), transforms.Resize((size, size))]
     if reframing:
-        steps.append(reframing.transform())
+        steps.append(random_reframing(reframing))
     if flip:
         steps.append(transforms.RandomHorizontalFlip())
     steps += [transforms.ToTensor(), transforms.Normalize(mean, std)]

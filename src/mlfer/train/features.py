@@ -20,7 +20,7 @@ from mlfer.core.errors import MlferError
 from mlfer.core.version import __version__
 from mlfer.data.dataset import LabelledData, Partition
 from mlfer.data.torch_dataset import ImageDataset, collate_skipping_failures
-from mlfer.data.transforms import Reframing, eval_transform, train_transform
+from mlfer.data.transforms import eval_transform, train_transform
 from mlfer.runtime.distributed import (
     GlobalBatchSampler,
     OrderedShardSampler,
@@ -82,7 +82,7 @@ def image_batches(
     of a partition's images, with ``channels`` (3 RGB, 1 grey); under torchrun, this
     process's share of each global training batch and its ordered shard of the test rows."""
     size = config.image_size
-    augment = train_transform(size, channels, config.flip, Reframing(config.rotate, config.rescale, config.shift))
+    augment = train_transform(size, channels, config.flip, config.reframing())
     train_data, test_data = data.subset(partition.train), data.subset(partition.test)
     if world_size() > 1:
         train = image_loader(
