@@ -130,18 +130,22 @@ def test_jaffe_fit_table_reads_each_model_history(bench: None, tmp_path: Path) -
     ]
     history = "run,epoch,train_loss,test_loss\n" + "".join(f"{r},{e},{t},{v}\n" for r, e, t, v in rows)
     (tmp_path / "svml-rgcn" / "history.csv").write_text(history)
-    assert "| svml-rgcn | 0.333 | 0.800 | 2 |" in jaffe.fit_table(tmp_path)
+    assert "| svml-rgcn | 0.333 | 0.800 | 2 |" in jaffe.fit_table(jaffe.fits(tmp_path))
+    assert "svml-rgcn 0.467." in jaffe.fit_table(jaffe.fits(tmp_path))  # test minus train BCE
 
 
 def test_jaffe_why_states_this_datasets_numbers(bench: None, shared_data: Path) -> None:
     import jaffe
     from mlfer.data import load_dataset
 
-    text = jaffe.why(load_dataset(f"ldl:{shared_data / 'jaffe' / 'jaffe.mat'}?preset=jaffe"))
+    data = load_dataset(f"ldl:{shared_data / 'jaffe' / 'jaffe.mat'}?preset=jaffe")
+    fit = pd.DataFrame({"train": [0.2, 0.3], "test": [0.7, 0.4], "best": [31.0, 72.0]}, index=["svml-rgcn", "baseline"])
     # 243-d features: MFB (243 + 1 + 50 + 1) * 5 * 1000, R-GCN 3 * 1000 * 243 + 3 * 243 * 243.
-    flat = " ".join(text.split())
+    flat = " ".join(jaffe.why(data, fit).split())
     assert "2.38 M parameters" in flat and "1,464 for the logistic regression" in flat
-    assert "80 epochs of 6 steps" in flat and "0.287 of predicting no label" in flat
+    assert "80 epochs of 6 steps: its test BCE ends 0.500 above its train BCE (the linear head's 0.100)" in flat
+    assert "lowest at epoch 31 on average (the linear head's 72)" in flat
+    assert "80 epochs of 6 steps." in " ".join(jaffe.why(data).split())  # no ablation, no measured gap
 
 
 def test_predict_smoke(bench: None, shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
