@@ -3,11 +3,11 @@
 Reads a model folder written by ``mlfer train``; predicts the rows of ``--split`` (FER+
 PublicTest, the validation split) and tunes one threshold per expression on them
 (:func:`mlfer.evaluation.thresholds.tune_thresholds`); prints the nine metrics at 0.5 and at
-the tuned thresholds, and how many faces without a basic expression (kept by
-``keep_unlabelled=true``) are given one; writes the weights in float16 (half the file, at
-most 25 MB), the thresholds, the alignment template (``framing.json`` from
-``bench/framing.py``), the label graph and the model card (``docs/model-card.md``) into the
-packaged folder::
+the tuned thresholds, how often a face's one label is among the model's top two, and how
+many faces without a basic expression (kept by ``keep_unlabelled=true``) are given one;
+writes the weights in float16 (half the file, at most 25 MB), the thresholds, the alignment
+template (``framing.json`` from ``bench/framing.py``), the label graph and the model card
+(``docs/model-card.md``) into the packaged folder::
 
     python scripts/package_model.py --run runs/ferplus-svml-rgcn \\
         --dataset "ferplus:../shared/data/ferplus?test=valid" --split test \\
@@ -41,6 +41,18 @@ from mlfer.train.fitting import GRAPH_FILE
 MAX_BYTES = 25_000_000
 
 
+def top_two_rates(labels: np.ndarray, scores: np.ndarray) -> dict[str, tuple[int, float]]:
+    """Per expression, over the faces labelled with it alone: how many, and the share whose
+    label is among the model's two highest scores (the photo check of the model card)."""
+    top_two = np.argsort(-scores, axis=1, kind="stable")[:, :2]
+    single = labels.sum(axis=1) == 1
+    rates = {}
+    for column, name in enumerate(EXPRESSIONS):
+        faces = single & (labels[:, column] == 1)
+        rates[name] = (int(faces.sum()), float((top_two[faces] == column).any(axis=1).mean()) if faces.any() else 0.0)
+    return rates
+
+
 def main(argv: list[str] | None = None) -> int:
     """Tune the thresholds, write the packaged folder, check its size and that it loads."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -67,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     print("thresholds:", ", ".join(f"{name} {value:.2f}" for name, value in zip(EXPRESSIONS, thresholds)))
     for name in at_half:
         print(f"{name:>18}  {at_half[name]:.4f}  (tuned thresholds: {tuned[name]:.4f})")
+    rates = top_two_rates(rows.labels, scores)
+    print(
+        "label among the top two, faces with that label alone:",
+        ", ".join(f"{name} {rate:.1%} of {count}" for name, (count, rate) in rates.items()),
+    )
     unlabelled = ~rows.labels.any(axis=1)
     if unlabelled.any():
         given = (scores[unlabelled] >= thresholds).any(axis=1)

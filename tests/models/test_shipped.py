@@ -114,3 +114,19 @@ def write_ferplus_test_split(root: Path) -> None:
         votes[1 + number % 6], votes[1 + (number + 1) % 6] = 6, 4
         rows.append(",".join([usage, name, *map(str, votes)]))
     (root / "fer2013new.csv").write_text("\n".join([header, *rows]) + "\n")
+
+
+def test_package_script_counts_a_single_label_among_the_top_two(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    from package_model import top_two_rates
+
+    labels = np.zeros((4, 6), dtype=np.uint8)
+    labels[[0, 1, 2], 2] = 1  # three faces with disgust alone ...
+    labels[3, [2, 5]] = 1  # ... and one with disgust and anger, which is not counted
+    scores = np.full((4, 6), 0.1)
+    scores[0, [4, 2]] = 0.9, 0.5  # disgust second: counted
+    scores[1, [4, 5]] = 0.9, 0.5  # disgust third: missed
+    scores[2, 2] = 0.1  # all tied: surprise and fear come first (stable order), disgust is missed
+    rates = top_two_rates(labels, scores)
+    assert rates["disgust"] == (3, pytest.approx(1 / 3))
+    assert rates["anger"] == (0, 0.0)
