@@ -120,6 +120,12 @@ class Recognizer:
         """
         return rows_to_frame(self.iter_predict(inputs, every))
 
+    def detect(self, frame: Frame) -> Result:
+        """Detect and align the faces of one frame: a :class:`Result` whose ``aligned`` faces await
+        :meth:`classify` (its probabilities are empty; reading or detection errors are in ``error``).
+        Servers use it to batch the faces of several requests into one forward pass."""
+        return self._detect(frame)
+
     def _detect(self, frame: Frame) -> Result:
         empty = np.zeros((0, len(EXPRESSIONS)))
         if frame.image is None:
