@@ -37,7 +37,8 @@ from localisation import (
     summary,
     train_expression_detector,
 )
-from mlfer.core.config import RESNET_BLOCKS, ModelConfig, RunConfig, TrainConfig, load_config
+from mlfer.core.architectures import RESNET_BLOCKS
+from mlfer.core.config import ModelConfig, RunConfig, TrainConfig, load_config
 from mlfer.core.expressions import EXPRESSIONS
 from mlfer.data.synthetic import SyntheticFaces, generate_faces
 from mlfer.data.transforms import eval_batch

@@ -11,15 +11,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mlfer.core.config import MAX_IMAGE_SIZE
-from mlfer.faces.template import MIN_SIZE, TEMPLATE_SIZE
+from mlfer.core.framing import MAX_FACE_SIZE, MIN_FACE_SIZE, TEMPLATE_SIZE
 
 
 def _size(text: str) -> int:
-    """argparse type of ``--size``: an integer from :data:`MIN_SIZE` to :data:`MAX_IMAGE_SIZE`."""
+    """argparse type of ``--size``: an integer from :data:`MIN_FACE_SIZE` to :data:`MAX_FACE_SIZE`."""
     value = int(text)
-    if not MIN_SIZE <= value <= MAX_IMAGE_SIZE:
-        raise argparse.ArgumentTypeError(f"must lie between {MIN_SIZE} and {MAX_IMAGE_SIZE}, got {text[:20]}")
+    if not MIN_FACE_SIZE <= value <= MAX_FACE_SIZE:
+        raise argparse.ArgumentTypeError(f"must lie between {MIN_FACE_SIZE} and {MAX_FACE_SIZE}, got {text[:20]}")
     return value
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mlfer.cli import add_trust_argument
-from mlfer.core.config import RESNET_BLOCKS
+from mlfer.core.architectures import RESNET_BLOCKS
 from mlfer.core.errors import MlferError
 
 if TYPE_CHECKING:

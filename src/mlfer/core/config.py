@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import reprlib
 import types
 import typing
 import warnings
@@ -14,24 +13,23 @@ from typing import Any
 
 import yaml
 
+from mlfer.core.architectures import BACKBONES, IN_CHANNELS, STEMS, TRUNK_DIMS
 from mlfer.core.errors import MlferError
 from mlfer.core.fileio import write_text_atomic
+from mlfer.core.framing import MAX_FACE_SIZE, MIN_FACE_SIZE
+from mlfer.core.messages import clipped, short
+from mlfer.core.safe_yaml import YAML_ERRORS, load_yaml, yaml_problem
 
 MODES: tuple[str, ...] = ("frozen", "finetune")
 #: Section 4.2: the learning rate is divided by 10 every 20 epochs.
 PAPER_LR_STEP = 20
 #: ``train.amp``: no autocast, or bfloat16 autocast (see :mod:`mlfer.train.gpu`).
 AMP_MODES: tuple[str, ...] = ("none", "bf16")
-#: What ``yaml.safe_load`` raises on bad text: YAMLError, ValueError for impossible dates
-#: (``2020-99-99``), RecursionError for deep nesting (found by fuzzing).
-YAML_ERRORS = (yaml.YAMLError, ValueError, RecursionError)
 #: Settings that config files of earlier versions may hold, and what replaced them.
 RETIRED_SETTINGS: dict[str, str] = {"train.save_every": "resume states follow train.save_minutes"}
 #: Defaults changed since earlier versions, with the earlier value: a config file without the
 #: setting reads with the earlier value, and a run folder that holds it keeps it on --resume.
 CHANGED_DEFAULTS: dict[str, Any] = {"train.lr_step": 20, "train.scale_features": False}
-#: Largest side of a face image, in pixels (``train.image_size``, ``mlfer align --size``).
-MAX_IMAGE_SIZE = 2048
 #: Least and greatest value of every size and count setting: what a run could ever mean (the
 #: paper's values lie far inside). Model folders are shared between people, so a folder asking
 #: for more is refused before anything is allocated.
@@ -44,7 +42,7 @@ BOUNDS: dict[str, tuple[int, int]] = {
     "train.epochs": (1, 10000),
     "train.batch_size": (1, 65536),
     "train.lr_step": (1, 10000),
-    "train.image_size": (1, MAX_IMAGE_SIZE),
+    "train.image_size": (MIN_FACE_SIZE, MAX_FACE_SIZE),
     "train.seed": (0, 2**32 - 1),
     "train.workers": (0, 256),
 }
@@ -53,22 +51,6 @@ BOUNDS: dict[str, tuple[int, int]] = {
 REFRAMING_LIMITS: dict[str, float] = {"rotate": 45.0, "rescale": 0.5, "shift": 0.3}
 #: Largest MFB joint size k * o (eq. 6; the paper's largest is 5 x 2000).
 MAX_MFB_JOINT = 65536
-#: How values are quoted in messages: a short prefix, however long or deeply nested the value.
-_SHORT = reprlib.Repr()
-_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxtuple, _SHORT.maxdict = 3, 6, 6, 6
-_SHORT.maxstring = _SHORT.maxother = _SHORT.maxlong = 60
-
-
-#: Backbones by name, and the size D of the feature vector of each torchvision trunk.
-BACKBONES: tuple[str, ...] = ("resnet50", "resnet18", "identity")
-TRUNK_DIMS: dict[str, int] = {"resnet50": 2048, "resnet18": 512}
-#: ``model.stem``: torchvision's 7 x 7 stride-2 convolution and max-pool (for 224 px faces), or a
-#: 3 x 3 stride-1 convolution before the same max-pool (for small faces such as FER+'s 48 x 48).
-STEMS: tuple[str, ...] = ("standard", "small")
-#: ``model.in_channels``: grey or RGB input.
-IN_CHANNELS: tuple[int, ...] = (1, 3)
-#: The residual blocks of the ResNet trunks, from fine (stride 4) to coarse (stride 32).
-RESNET_BLOCKS: tuple[str, ...] = ("layer1", "layer2", "layer3", "layer4")
 
 
 @dataclass
@@ -339,44 +321,6 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
                 f"cannot parse the value of {short(item)}: {yaml_problem(error)}", field="--set"
             ) from error
     return parsed
-
-
-class _NoAliasLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses anchors and aliases as it meets them."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()
-        if getattr(event, "anchor", None) is not None:
-            raise yaml.MarkedYAMLError(
-                problem="anchors and aliases (&name, *name) are not accepted in settings",
-                problem_mark=event.start_mark,
-            )
-        return super().compose_node(parent, index)
-
-
-def load_yaml(text: str) -> Any:
-    """``yaml.safe_load``, refusing anchors and aliases (``&a``, ``*a``): settings never need
-    them, and a few lines of nested aliases expand to gigabytes when the value is printed."""
-    return yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader: no Python objects
-
-
-def yaml_problem(error: BaseException) -> str:
-    """One line saying what is wrong with a YAML text (PyYAML's own messages span several lines)."""
-    if isinstance(error, yaml.MarkedYAMLError):
-        text = " ".join(part for part in (error.context, error.problem) if part)
-        mark = error.problem_mark or error.context_mark
-        return text if mark is None else f"{text} (line {mark.line + 1}, column {mark.column + 1})"
-    return clipped(" ".join(str(error).split()), 200)
-
-
-def short(value: Any) -> str:
-    """``repr(value)`` cut to a short prefix, for messages (values may be megabytes long)."""
-    return _SHORT.repr(value)
-
-
-def clipped(name: str, limit: int = 60) -> str:
-    """A setting's name as given, cut to ``limit`` characters (for the field of a message)."""
-    return name if len(name) <= limit else name[: limit - 3] + "..."
 
 
 def check_bounds(settings: Any, prefix: str) -> None:

@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 from numpy.typing import ArrayLike
 
-from mlfer.core.config import MAX_IMAGE_SIZE
 from mlfer.core.errors import MlferError
+from mlfer.core.framing import TEMPLATE_SIZE, check_face_size
 from mlfer.faces.detect import Face, check_rgb
-from mlfer.faces.template import MIN_SIZE, TEMPLATE_SIZE, template_points
+from mlfer.faces.template import template_points
 
 
 def similarity_transform(points: np.ndarray, template: np.ndarray) -> np.ndarray:
@@ -93,8 +93,7 @@ def align_face(
         The aligned face, an RGB uint8 ``size`` x ``size`` x 3 array.
     """
     image = check_rgb(image)
-    if not isinstance(size, int) or not MIN_SIZE <= size <= MAX_IMAGE_SIZE:
-        raise MlferError(f"must be an integer from {MIN_SIZE} to {MAX_IMAGE_SIZE}, got {size!r}", field="size")
+    check_face_size(size, field="size")
     matrix = similarity_transform(face.landmarks(), template_points(size, template))
     source, matrix = _shrink(image, matrix)
     return cv2.warpAffine(

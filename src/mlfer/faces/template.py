@@ -11,16 +11,12 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-#: Output side of the paper's aligned faces.
-TEMPLATE_SIZE = 224
+from mlfer.core.framing import TEMPLATE_SIZE
 
 #: Target points for a 224 x 224 face, rows: subject's right eye (image left), left eye,
 #: mouth centre. Eye distance 74 px (0.33 of the width), eye-to-mouth height 77 px: the
 #: ratio 1.04 is MediaPipe's own on frontal faces (0.95-1.08 on the shared photos).
 TEMPLATE = np.array([[75.0, 87.0], [149.0, 87.0], [112.0, 164.0]])
-
-#: Smallest output side accepted by :func:`align_face`.
-MIN_SIZE = 8
 
 
 def template_points(size: int = TEMPLATE_SIZE, template: ArrayLike | None = None) -> np.ndarray:

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from mlfer.core.config import RESNET_BLOCKS
+from mlfer.core.architectures import RESNET_BLOCKS
 from mlfer.core.errors import MlferError
 from mlfer.core.expressions import EXPRESSIONS
 from mlfer.core.fileio import atomic_path

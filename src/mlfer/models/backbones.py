@@ -10,7 +10,8 @@ import torchvision
 from safetensors.torch import load_file
 from torch import nn
 
-from mlfer.core.config import TRUNK_DIMS, ModelConfig
+from mlfer.core.architectures import TRUNK_DIMS
+from mlfer.core.config import ModelConfig
 from mlfer.core.errors import MlferError
 
 

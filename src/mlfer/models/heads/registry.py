@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from mlfer.core.config import short
+from mlfer.core.messages import short
 from mlfer.core.errors import MlferError
 from mlfer.models.heads.base import Head
 
