@@ -172,9 +172,9 @@ def test_single_view_is_fers_majority_vote(tmp_path):
     "row, message, field",
     [
         ("Training,fer0000009.png,1,2,3", "expected 12 fields", None),
-        ("Training,fer0000009.png,1,2,x,0,0,0,0,0,0,0", "not all whole numbers", None),
-        ("Training,fer0000009.png,1,2,,0,0,0,0,0,0,0", "not all whole numbers", None),
-        ("Training,fer0000009.png,1,-2,3,0,0,0,0,0,0,0", "negative", None),
+        ("Training,fer0000009.png,1,2,x,0,0,0,0,0,0,0", "'x' is not a whole number from 0 to 100", "surprise"),
+        ("Training,fer0000009.png,1,2,,0,0,0,0,0,0,0", "'' is not a whole number", "surprise"),
+        ("Training,fer0000009.png,1,-2,3,0,0,0,0,0,0,0", "'-2' is not a whole number", "happiness"),
         ("Training,fer0000009.png,0,0,0,0,0,0,0,0,0,0", "no votes", None),
         ("Train,fer0000009.png,1,2,3,0,0,0,0,0,0,0", "Usage 'Train'", "Usage"),
     ],
@@ -186,6 +186,59 @@ def test_a_bad_vote_row_names_file_and_line(tmp_path, row, message, field):
     with pytest.raises(MlferError, match=message) as caught:
         load_dataset(f"ferplus:{root}")
     assert (caught.value.path, caught.value.line, caught.value.field) == (str(path), len(ROWS) + 2, field)
+
+
+WIDE_OR_FOREIGN = [
+    "3221225472",  # 2**31 + 2**30: was a negative count after a 32-bit cast, kept as happiness
+    "4294967296",  # 2**32: was 0, and the row dropped without a word
+    "99999999999999999999",  # past int64: was -1
+    "101",  # over MAX_VOTES
+    "9" * 5000,  # past Python's integer digit limit
+    "\u0663",  # Arabic-Indic three: int() takes it, the fast parse did not
+    "\uff13",  # fullwidth three
+    "+3",
+    "3.0",
+]
+
+
+@pytest.mark.parametrize("count", WIDE_OR_FOREIGN)
+def test_a_vote_count_out_of_bounds_or_not_ascii_names_line_and_column(tmp_path, count):
+    rows = [*ROWS[:3], ("Training", "fer0000003.png", f"0,8,2,0,0,0,0,0,{count},0"), *ROWS[4:]]
+    root = _layout(tmp_path, rows)
+    with pytest.raises(MlferError, match="is not a whole number from 0 to 100 written in digits 0-9") as caught:
+        load_dataset(f"ferplus:{root}")
+    assert (caught.value.path, caught.value.line, caught.value.field) == (str(root / "fer2013new.csv"), 5, "unknown")
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 400
+
+
+@pytest.mark.parametrize("count", ["4294967296", "\u0663", "101"])
+def test_label_csv_vote_counts_are_checked_alike(tmp_path, count):
+    root = _layout(tmp_path, new_labels=False, label_csv=True)
+    label_csv = root / "FER2013Train" / "label.csv"
+    lines = label_csv.read_text().splitlines()
+    lines[1] = lines[1].rsplit(",", 1)[0] + f",{count}"
+    label_csv.write_text("\n".join(lines) + "\n")
+    with pytest.raises(MlferError, match="not a whole number from 0 to 100") as caught:
+        load_dataset(f"ferplus:{root}")
+    assert (caught.value.path, caught.value.line, caught.value.field) == (str(label_csv), 2, "NF")
+
+
+def test_the_largest_vote_count_is_read_and_min_votes_is_bounded_alike(tmp_path):
+    rows = [("Training", "fer0000000.png", "0,100,0,0,0,0,0,0,0,0"), *ROWS[5:]]
+    data = _load(f"ferplus:{_layout(tmp_path, rows)}?min_votes=100")
+    assert data.ids == ["fer0000000.png"] and data.labels[0].tolist() == [0, 0, 0, 1, 0, 0]
+    with pytest.raises(MlferError, match="min_votes must be from 1 to 100, got 101"):
+        load_dataset(f"ferplus:{tmp_path}?min_votes=101")
+
+
+@pytest.mark.parametrize("rows_after", [50, 20000])  # a short file, and one past the csv field size limit
+def test_an_unclosed_quote_is_named_by_the_line_it_opens_on(tmp_path, rows_after):
+    rows = [*ROWS[:3], ("Training", '"fer0000003.png', ROWS[3][2]), *ROWS[4:]]
+    rows += [("Training", "", ROWS[2][2])] * rows_after  # no name, so no image to write
+    root = _layout(tmp_path, rows)
+    with pytest.raises(MlferError, match="quote") as caught:
+        load_dataset(f"ferplus:{root}")
+    assert (caught.value.path, caught.value.line) == (str(root / "fer2013new.csv"), 5)
 
 
 def test_bad_header_missing_image_and_unnamed_image(tmp_path):
@@ -216,7 +269,7 @@ def test_bad_options(tmp_path):
     for option, message in [("view=both", "expected multi or single"), ("test=public", "expected private or valid")]:
         with pytest.raises(MlferError, match=message):
             load_dataset(f"ferplus:{root}?{option}")
-    with pytest.raises(MlferError, match="min_votes must be at least 1"):
+    with pytest.raises(MlferError, match="min_votes must be from 1 to 100"):
         load_dataset(f"ferplus:{root}?min_votes=0")
     with pytest.raises(MlferError, match="no face is left"):
         load_dataset(f"ferplus:{root}?min_votes=11")
@@ -267,6 +320,8 @@ def test_grey_in_memory_faces_feed_both_image_loaders(tmp_path):
         (" ".join(["7"] * 2303 + ["256"]), "pixel value '256' is not a whole number from 0 to 255"),
         (" ".join(["7"] * 2303 + ["1.5"]), "pixel value '1.5'"),
         (" ".join(["-7"] * 2304), "pixel value '-7'"),
+        (" ".join(["7"] * 2303 + ["9" * 5000]), r"pixel value '9999.*' is not a whole number"),  # past int()'s limit
+        (" ".join(["7"] * 2303 + ["\u0663"]), "pixel value '\u0663'"),
     ],
 )
 def test_a_bad_pixels_row_names_file_and_line(tmp_path, pixels, message):
@@ -278,6 +333,7 @@ def test_a_bad_pixels_row_names_file_and_line(tmp_path, pixels, message):
     with pytest.raises(MlferError, match=message) as caught:
         load_dataset(f"ferplus:{root}")
     assert (caught.value.path, caught.value.line, caught.value.field) == (str(path), 5, "pixels")
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 400
 
 
 def test_decode_pixels_takes_loose_spacing_by_the_slow_path():

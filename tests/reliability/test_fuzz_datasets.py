@@ -1,4 +1,4 @@
-"""Fuzzed dataset folders: RAF-DB label lists, RAF-ML files, JAFFE ratings, CSV manifests, folder layouts.
+"""Fuzzed dataset folders: RAF-DB label lists, RAF-ML files, JAFFE ratings, FER+ votes, CSV manifests, folder layouts.
 
 Each case writes a small valid dataset, damages one of its files (or not), and reads it with
 ``load_dataset``. Allowed: the right labels (checked when nothing was damaged) or an
@@ -19,6 +19,7 @@ from faults import check_case, examples, mutated
 from mlfer.core.errors import MlferError
 from mlfer.core.expressions import COMPOUND_CLASSES, EXPRESSIONS
 from mlfer.data import LabelledData, load_dataset
+from mlfer.data.ferplus import VOTE_COLUMNS
 
 FUZZ = settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 PLACED = settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -290,3 +291,67 @@ def test_fuzz_folder_layout(layout, loose, junk):
             assert len(outcome) == sum(visible.values())
         else:
             assert isinstance(outcome, MlferError)
+
+
+# FER+: fer2013new.csv or each split folder's label.csv, vote counts neutral..NF -----------------
+
+ferplus_votes = st.lists(st.lists(st.integers(0, 10), min_size=10, max_size=10).filter(any), min_size=1, max_size=8)
+bad_votes = st.sampled_from(
+    ("-1", "101", "2147483648", "3221225472", "4294967296", "99999999999999999999", "9" * 5000, "\u0663", "\uff13", "x")
+)
+
+
+def _ferplus(root: Path, rows: list[list[int]], label_csv: bool) -> Path:
+    """A FER+ layout under ``root`` (empty images) of Training ``rows`` and one PublicTest face
+    (happiness, surprise), with each folder's label.csv or one fer2013new.csv; the Training
+    rows' vote file (label.csv) or fer2013new.csv."""
+    lines = {"Training": [], "PublicTest": []}
+    for number, (usage, votes) in enumerate(
+        [*(("Training", row) for row in rows), ("PublicTest", [0, 5, 5] + [0] * 7)]
+    ):
+        name = f"fer{number:07d}.png"
+        _touch(root / ("FER2013Train" if usage == "Training" else "FER2013Valid") / name)
+        counts = ",".join(map(str, votes))
+        lines[usage].append(f'{name},"(0, 0, 48, 48)",{counts}' if label_csv else f"{usage},{name},{counts}")
+    if not label_csv:
+        header = "Usage,Image name," + ",".join(VOTE_COLUMNS)
+        (root / "fer2013new.csv").write_text("\n".join([header, *lines["Training"], *lines["PublicTest"]]) + "\n")
+        return root / "fer2013new.csv"
+    (root / "FER2013Valid" / "label.csv").write_text("\n".join(lines["PublicTest"]) + "\n")
+    (root / "FER2013Train" / "label.csv").write_text("\n".join(lines["Training"]) + "\n")
+    return root / "FER2013Train" / "label.csv"
+
+
+@PLACED
+@given(rows=ferplus_votes, bad=bad_votes, label_csv=st.booleans(), data=st.data())
+def test_ferplus_bad_vote_names_line_and_column(rows, bad, label_csv, data):
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        path = _ferplus(root, rows, label_csv)
+        lines = path.read_text(encoding="utf-8").splitlines()
+        line = data.draw(st.integers(1 if label_csv else 2, len(rows) + (0 if label_csv else 1)))
+        column = data.draw(st.integers(0, 9))
+        fields = lines[line - 1].split(",")
+        fields[len(fields) - 10 + column] = bad
+        lines[line - 1] = ",".join(fields)
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        outcome = check_case("ferplus", lambda: load_dataset(f"ferplus:{root}?test=valid"), [root])
+        assert isinstance(outcome, MlferError), f"vote count {bad[:20]!r} was accepted"
+        assert (outcome.path, outcome.line, outcome.field) == (str(path), line, VOTE_COLUMNS[column])
+        assert "\n" not in str(outcome) and len(str(outcome)) < 400
+
+
+@FUZZ
+@pytest.mark.filterwarnings("ignore:.*(listed more than once|no vote row names):UserWarning")  # damaged names
+@given(rows=ferplus_votes, label_csv=st.booleans(), data=st.data())
+def test_fuzz_ferplus_votes(rows, label_csv, data):
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        path = _ferplus(root, rows, label_csv)
+        content, untouched = data.draw(mutated(path.read_bytes()))
+        path.write_bytes(content)
+        outcome = check_case("ferplus", lambda: load_dataset(f"ferplus:{root}?test=valid&keep_unlabelled=1"), [root])
+        counts = np.array(rows)
+        if untouched:  # faces: those "not a face" by half the votes or fewer, and the PublicTest one
+            assert isinstance(outcome, LabelledData), outcome
+            assert len(outcome) == int((2 * counts[:, -1] <= counts.sum(axis=1)).sum()) + 1

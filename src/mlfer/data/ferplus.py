@@ -15,6 +15,10 @@ Faces: rows with an empty name (FER+ found no face there) and faces whose "not a
 votes are over half of all are left out; a name listed twice keeps its last row (the one
 whose image FER+'s script wrote under that name), with a warning naming them.
 
+Vote counts are whole numbers written in digits 0-9, from 0 to :data:`MAX_VOTES`; any other
+count (a sign, a Unicode digit, a larger number) is refused, naming its file, line and column.
+``fer2013.csv``'s ``emotion`` column (FER2013's own label) is not read.
+
 Labels (RAF order): ``view=multi`` sets an expression on at ``votes >= min_votes``; faces
 with none (neutral, contempt, unknown) are left out unless ``keep_unlabelled``.
 ``view=single`` is FER+'s majority vote: vote counts under ``min_votes`` are dropped (FER+
@@ -31,15 +35,18 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
 from mlfer.core.errors import MlferError
 from mlfer.core.expressions import EXPRESSIONS
+from mlfer.core.messages import short
 from mlfer.data.dataset import LabelledData
 
 #: FER+'s vote columns, in the order of its files.
@@ -52,10 +59,15 @@ FOLDERS = {"Training": "FER2013Train", "PublicTest": "FER2013Valid", "PrivateTes
 FACE_SIDE = 48
 #: Default votes (of 10) from which an expression is on.
 MIN_VOTES = 2
+#: Most votes one expression of one face may hold (FER+ asked 10 annotators per face).
+MAX_VOTES = 100
 #: Rows of ``fer2013.csv`` decoded per numpy pass.
 _CHUNK = 1024
 _BASIC = [VOTE_COLUMNS.index(name) for name in EXPRESSIONS]
 _NEUTRAL, _NOT_A_FACE = VOTE_COLUMNS.index("neutral"), VOTE_COLUMNS.index("NF")
+#: One vote count: ASCII digits only (``int`` would take any Unicode digit), at most three.
+_COUNT = re.compile(r"[ \t]*[0-9]{1,3}[ \t]*")
+_COUNTS_ROW = re.compile(rf"{_COUNT.pattern}(?:,{_COUNT.pattern}){{{len(VOTE_COLUMNS) - 1}}}")
 
 
 @dataclass
@@ -75,37 +87,58 @@ class Votes:
     where: list[tuple[Path, int]]
 
 
+def _refuse_counts(fields: list[str], path: Path, line: int) -> NoReturn:
+    """Raise for the first vote count of a row that is not ASCII digits from 0 to MAX_VOTES."""
+    for column, field in zip(VOTE_COLUMNS, fields):
+        if _COUNT.fullmatch(field) is None or int(field) > MAX_VOTES:
+            raise MlferError(
+                f"vote count {short(field)} is not a whole number from 0 to {MAX_VOTES} written in digits 0-9"
+                f" (each face has about 10 annotators)",
+                path=path,
+                line=line,
+                field=column,
+            )
+    raise MlferError(f"vote counts {short(','.join(fields))} are not whole numbers", path=path, line=line)
+
+
 def _vote_counts(rows: list[list[str]], where: list[tuple[Path, int]]) -> np.ndarray:
-    """(N, 10) vote counts from their text fields, parsed in one pass; a row that fails (not
-    whole numbers, a negative count, no votes at all) is named by its file and line."""
-    try:
-        counts = np.fromstring(",".join(",".join(row) for row in rows), dtype=np.int64, sep=",")
-    except ValueError:
-        counts = np.zeros(0, dtype=np.int64)
-    if counts.size != len(rows) * len(VOTE_COLUMNS):
-        for row, (path, line) in zip(rows, where):
-            if not all(field.strip().isdigit() for field in row):
-                raise MlferError(f"vote counts {','.join(row)!r} are not all whole numbers", path=path, line=line)
-        raise MlferError("vote counts are not all whole numbers", path=where[0][0])
+    """(N, 10) vote counts from their text fields, each checked (ASCII digits, at most
+    MAX_VOTES) before one numpy pass; a bad count is named by file, line and column, and so
+    is a row with no votes at all."""
+    for row, (path, line) in zip(rows, where):
+        if _COUNTS_ROW.fullmatch(",".join(row)) is None:
+            _refuse_counts(row, path, line)
+    counts = np.fromstring(",".join(",".join(row) for row in rows), dtype=np.int64, sep=",")
     counts = counts.reshape(len(rows), len(VOTE_COLUMNS))
-    bad = np.flatnonzero((counts < 0).any(axis=1) | (counts.sum(axis=1) == 0))
-    if bad.size:
-        path, line = where[bad[0]]
-        problem = "a vote count is negative" if (counts[bad[0]] < 0).any() else "the row holds no votes"
-        raise MlferError(problem, path=path, line=line)
+    for index in np.flatnonzero((counts > MAX_VOTES).any(axis=1)).tolist():
+        _refuse_counts(rows[index], *where[index])
+    for index in np.flatnonzero(counts.sum(axis=1) == 0).tolist()[:1]:
+        raise MlferError("the row holds no votes", path=where[index][0], line=where[index][1])
     return counts.astype(np.int32)
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """(line, fields) of each non-blank row of a CSV file."""
+    """(first line, fields) of each non-blank record of a CSV file; a record the csv module
+    cannot read is named by the line it starts on (where an unclosed quote opens)."""
+    start = 1
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
             for fields in reader:
                 if fields:
-                    yield reader.line_num, fields
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
+                    yield start, fields
+                start = reader.line_num + 1
+    except csv.Error as error:
+        raise MlferError(
+            f"cannot read the record that starts here ({error}; is a quote left open?)", path=path, line=start
+        ) from error
+    except (OSError, UnicodeDecodeError) as error:
         raise MlferError(f"cannot read the file ({error})", path=path) from error
+
+
+def _unclosed_quote(fields: list[str]) -> str:
+    """A hint for a record whose fields hold line breaks: a quote opened on its first line."""
+    return "; a quote opened on this line is not closed" if any("\n" in f or "\r" in f for f in fields) else ""
 
 
 def _vote_rows(path: Path, rows: Iterator[tuple[int, list[str]]], what: str, usage: str | None) -> Votes:
@@ -117,7 +150,8 @@ def _vote_rows(path: Path, rows: Iterator[tuple[int, list[str]]], what: str, usa
     for line, fields in rows:
         if len(fields) != width:
             raise MlferError(
-                f"expected {width} fields ({what}, {len(VOTE_COLUMNS)} vote counts), got {len(fields)}",
+                f"expected {width} fields ({what}, {len(VOTE_COLUMNS)} vote counts), got {len(fields)}"
+                + _unclosed_quote(fields),
                 path=path,
                 line=line,
             )
@@ -212,9 +246,9 @@ def _pixels_one_by_one(text: bytes, path: Path, line: int) -> np.ndarray:
             field="pixels",
         )
     for token in tokens:
-        if not token.isdigit() or int(token) > 255:
+        if not (token.isdigit() and len(token) <= 3 and int(token) <= 255):
             raise MlferError(
-                f"pixel value {token.decode(errors='replace')!r} is not a whole number from 0 to 255",
+                f"pixel value {short(token.decode(errors='replace'))} is not a whole number from 0 to 255",
                 path=path,
                 line=line,
                 field="pixels",
@@ -381,8 +415,8 @@ def read_ferplus(
             ``single`` view, the neutral faces.
         test: ``"private"`` (PrivateTest is the test split) or ``"valid"`` (PublicTest is).
     """
-    if min_votes < 1:
-        raise MlferError(f"min_votes must be at least 1, got {min_votes}", field="min_votes")
+    if not 1 <= min_votes <= MAX_VOTES:
+        raise MlferError(f"min_votes must be from 1 to {MAX_VOTES}, got {min_votes}", field="min_votes")
     labels_file = _labels_file(root)
     split_of = {"Training": "train", "PublicTest": "validation", "PrivateTest": "test"}
     if test == "valid":
