@@ -10,6 +10,8 @@ import argparse
 import importlib
 import io
 import sys
+import warnings
+from typing import TextIO
 
 from mlfer.core.errors import MlferError
 
@@ -23,6 +25,8 @@ COMMANDS: tuple[str, ...] = (
     "mlfer.cli.predict",
     "mlfer.cli.explain",
     "mlfer.cli.export",
+    "mlfer.cli.seal",
+    "mlfer.cli.serve",
     "mlfer.cli.align",
     "mlfer.cli.graph",
     "mlfer.cli.summary",
@@ -35,8 +39,8 @@ def add_trust_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trust-unverified-weights",
         action="store_true",
-        help="load a model.safetensors that carries no checksum (written by other tools); damage to it then "
-        "goes undetected",
+        help="load a model.safetensors that carries no checksum (written by other tools), or a model folder whose "
+        "files differ from its manifest.json; damage to them then goes undetected",
     )
 
 
@@ -51,14 +55,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def plain_warnings(command: str) -> None:
+    """Print each warning as one line, ``mlfer COMMAND: warning: MESSAGE``, like the errors:
+    no source path or code line (the warning filters, ``-W`` included, still apply)."""
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        print(f"mlfer {command}: warning: {' '.join(str(message).split())}", file=file or sys.stderr)
+
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; bad input ends with a one-line message and exit status 2."""
+    """Run the command line; bad input ends with a one-line message and exit status 2, and
+    warnings are printed as one line each."""
     for stream in (sys.stdout, sys.stderr):  # a file name that does not decode is printed escaped
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.handler(args) or 0)
-    except MlferError as error:
-        print(f"mlfer {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        plain_warnings(args.command)
+        try:
+            return int(args.handler(args) or 0)
+        except MlferError as error:
+            print(f"mlfer {args.command}: error: {error}", file=sys.stderr)
+            return 2
