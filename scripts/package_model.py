@@ -7,7 +7,8 @@ the tuned thresholds, how often a face's one label is among the model's top two,
 many faces without a basic expression (kept by ``keep_unlabelled=true``) are given one;
 writes the weights in float16 (half the file, at most 25 MB), the thresholds, the alignment
 template (``framing.json`` from ``bench/framing.py``), the label graph and the model card
-(``docs/model-card.md``) into the packaged folder::
+(``docs/model-card.md``) into the packaged folder, its config naming datasets and files
+relative to the working directory, and seals it (``manifest.json``)::
 
     python scripts/package_model.py --run runs/ferplus-svml-rgcn \\
         --dataset "ferplus:../shared/data/ferplus?test=valid" --split test \\
@@ -31,11 +32,11 @@ from mlfer.core.expressions import EXPRESSIONS
 from mlfer.data import load_dataset
 from mlfer.evaluation.metrics import compute_metrics
 from mlfer.evaluation.thresholds import save_thresholds, tune_thresholds
-from mlfer.models.checkpoint import CONFIG_FILE, MODEL_FILE, load_model, save_model
+from mlfer.models.checkpoint import load_model, save_model
+from mlfer.models.package import CONFIG_FILE, GRAPH_FILE, MODEL_FILE, portable_config, seal
 from mlfer.models.preprocessing import FRAMING_FILE
 from mlfer.models.shipped import CARD_FILE, SHIPPED_DIR
 from mlfer.train.evaluation import evaluate_model
-from mlfer.train.fitting import GRAPH_FILE
 
 #: Largest packaged weights file, in bytes.
 MAX_BYTES = 25_000_000
@@ -94,13 +95,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.out.exists():
         shutil.rmtree(args.out)
-    save_model(model, config, args.out, dtype=torch.float16)
+    save_model(model, portable_config(config), args.out, dtype=torch.float16)
     save_thresholds(args.out, thresholds)
     shutil.copyfile(args.run / GRAPH_FILE, args.out / GRAPH_FILE)
     shutil.copyfile(args.card, args.out / CARD_FILE)
     if args.framing is not None:
         framing = json.loads(args.framing.read_text())
         (args.out / FRAMING_FILE).write_text(json.dumps(framing, indent=2) + "\n")
+    seal(args.out)
     size = (args.out / MODEL_FILE).stat().st_size
     print(f"wrote {args.out}: {MODEL_FILE} {size / 1e6:.2f} MB")
     if size > MAX_BYTES:

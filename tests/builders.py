@@ -14,6 +14,7 @@ from mlfer.core.config import ModelConfig, RunConfig, TrainConfig, make_config, 
 from mlfer.data import LabelledData
 from mlfer.models.checkpoint import save_model
 from mlfer.models.model import build_model
+from mlfer.models.package import MANIFEST_FILE
 from mlfer.train.run_model import data_overrides
 
 #: A small graph head that learns fast, so that a test epoch takes milliseconds; a resume
@@ -60,4 +61,11 @@ def make_checkpoint(directory: Path, head: str = "svml-rgcn", image_size: int = 
     relations = (torch.rand(2, 6, 6) > 0.5).float()
     model = build_model(config, relations, torch.randn(6, 50), torch.randn(6, 512))
     save_model(model, RunConfig(model=config, train=TrainConfig(image_size=image_size)), directory)
+    return directory
+
+
+def unseal(directory: Path) -> Path:
+    """A model folder as mlfer wrote it before manifests (and other tools write it): no
+    ``manifest.json``, so that only its weights' own checksum guards it."""
+    (directory / MANIFEST_FILE).unlink()
     return directory

@@ -6,6 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from builders import unseal
 from faults import peak_memory_growth
 from mlfer.core.config import load_config, make_config
 from mlfer.core.errors import MlferError
@@ -45,15 +46,19 @@ def test_missing_and_mismatching_files_are_named(saved, tmp_path):
     (directory / "moved").rename(directory / MODEL_FILE)
     config_text = (directory / "config.yaml").read_text().replace("feature_dim: 32", "feature_dim: 48")
     (directory / "config.yaml").write_text(config_text)
-    with pytest.raises(MlferError, match="model.feature_dim"):
+    with pytest.raises(MlferError, match="config.yaml: changed since the folder was sealed"):
         load_model(directory)
+    with pytest.raises(MlferError, match="model.feature_dim"):
+        load_model(unseal(directory))
 
 
 def test_corrupt_weights_are_reported(saved):
     _, directory = saved
     (directory / MODEL_FILE).write_bytes(b"\x00" * 10)
-    with pytest.raises(MlferError, match="cannot read the weights"):
+    with pytest.raises(MlferError, match="changed since the folder was sealed"):
         load_model(directory)
+    with pytest.raises(MlferError, match="cannot read the weights"):
+        load_model(unseal(directory))
 
 
 def _edit_config(directory, old, new):
@@ -77,7 +82,7 @@ def _edit_config(directory, old, new):
 )
 def test_sizes_that_do_not_fit_the_weights_are_refused_before_anything_is_allocated(saved, old, new, field):
     _, directory = saved
-    _edit_config(directory, old, new)
+    _edit_config(unseal(directory), old, new)
     started = time.process_time()
     error, growth = peak_memory_growth(lambda: load_model(directory))
     seconds = time.process_time() - started
@@ -111,7 +116,7 @@ def _flip(state):
 )
 def test_weights_without_their_checksum_are_refused_unless_trusted(saved, metadata, damage):
     model, directory = saved
-    _resave(directory / MODEL_FILE, metadata, damage)
+    _resave(unseal(directory) / MODEL_FILE, metadata, damage)
     with pytest.raises(MlferError, match="checksum") as caught:
         load_model(directory)
     assert MODEL_FILE in str(caught.value)
@@ -126,7 +131,7 @@ def test_weights_without_their_checksum_are_refused_unless_trusted(saved, metada
 def test_a_checksum_that_does_not_match_is_refused_even_when_trusting(saved):
     _, directory = saved
     metadata = {"format": "mlfer", "sha256": "1" * 64}
-    _resave(directory / MODEL_FILE, metadata)
+    _resave(unseal(directory) / MODEL_FILE, metadata)
     with pytest.raises(MlferError, match="checksum"):
         load_model(directory, trust_unverified=True)
 
@@ -148,7 +153,7 @@ def test_files_from_before_the_feature_scaler_load_with_features_as_read(saved):
     save_model(model, load_config(directory / "config.yaml"), directory)
     state = load_file(str(directory / MODEL_FILE))
     older = {key: value for key, value in state.items() if not key.startswith("feature_scaler.")}
-    save_file(older, str(directory / MODEL_FILE), metadata={"format": "mlfer", "sha256": state_sha256(older)})
+    save_file(older, str(unseal(directory) / MODEL_FILE), metadata={"format": "mlfer", "sha256": state_sha256(older)})
     loaded = load_model(directory)
     torch.testing.assert_close(loaded.feature_scaler.shift, torch.zeros(32))
     torch.testing.assert_close(loaded.feature_scaler.scale, torch.ones(32))

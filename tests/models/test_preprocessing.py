@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 import torch
 
+from builders import unseal
 from mlfer.core.config import ModelConfig, RunConfig, TrainConfig, make_config
 from mlfer.core.errors import MlferError
 from mlfer.data.transforms import GREY_MEAN, GREY_STD, IMAGENET_MEAN, IMAGENET_STD, eval_batch
 from mlfer.evaluation.thresholds import save_thresholds
 from mlfer.models.checkpoint import load_model, save_model
 from mlfer.models.model import build_model
+from mlfer.models.package import seal
 from mlfer.models.preprocessing import FRAMING_FILE, Preprocessing
 from mlfer.train.run_model import build_run_model
 
@@ -87,6 +89,7 @@ def test_a_saved_model_loads_with_its_image_size_and_thresholds(tmp_path: Path) 
     save_model(build_model(CONFIG), RunConfig(model=CONFIG, train=TrainConfig(image_size=48)), folder)
     assert load_model(folder).preprocessing == Preprocessing(48)
     save_thresholds(folder, [0.3, 0.4, 0.5, 0.6, 0.7, 0.2])
+    seal(folder)
     assert load_model(folder).preprocessing.thresholds == (0.3, 0.4, 0.5, 0.6, 0.7, 0.2)
     assert load_model(folder, thresholds="tuned").preprocessing == load_model(folder).preprocessing
     assert load_model(folder, thresholds="default").preprocessing == Preprocessing(48)
@@ -107,10 +110,11 @@ def test_a_model_folder_carries_its_alignment_template(tmp_path: Path) -> None:
     assert load_model(folder).preprocessing.template is None  # mlfer's own
     points = [[70.5, 89.7], [154.6, 85.2], [113.9, 172.2]]
     (folder / FRAMING_FILE).write_text(json.dumps({"template": points, "source": "test"}))
+    seal(folder)
     assert load_model(folder).preprocessing.template == tuple(map(tuple, points))
     (folder / FRAMING_FILE).write_text(json.dumps({"template": points[:2]}))
     with pytest.raises(MlferError, match=f"{FRAMING_FILE}.*three finite"):
-        load_model(folder)
+        seal(folder)
     (folder / FRAMING_FILE).write_text("{")
-    with pytest.raises(MlferError, match=f"{FRAMING_FILE}.*cannot read"):
-        load_model(folder)
+    with pytest.raises(MlferError, match=f"{FRAMING_FILE}.*not valid JSON"):
+        load_model(unseal(folder))

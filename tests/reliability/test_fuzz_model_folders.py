@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
-from builders import make_checkpoint
+from builders import make_checkpoint, unseal
 from faults import CLEAR_ERROR, MEMORY_BOUND, check_case, examples, record, run_cli, within_memory
 from mlfer.core.config import make_config
 from mlfer.core.errors import MlferError
@@ -60,7 +60,8 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         model = build_model(config.model, torch.rand(*((6, 6) if head == "svml-gcn" else (2, 6, 6))) > 0.5)
         saved[head] = tmp_path_factory.mktemp(head)
         save_model(model, config, saved[head])
-    saved["resnet18"] = make_checkpoint(tmp_path_factory.mktemp("resnet18"))
+        unseal(saved[head])  # a stranger's folder: its weights' own checksum and shapes are what is fuzzed
+    saved["resnet18"] = unseal(make_checkpoint(tmp_path_factory.mktemp("resnet18")))
     return saved
 
 

@@ -8,6 +8,7 @@ Tuned thresholds live beside the weights as ``thresholds.json`` in a checkpoint 
 from __future__ import annotations
 
 import json
+import numbers
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import numpy as np
 from mlfer.core.errors import MlferError
 from mlfer.core.expressions import EXPRESSIONS, NUM_EXPRESSIONS
 from mlfer.core.fileio import write_text_atomic
+from mlfer.core.jsonfile import read_json
+from mlfer.core.messages import short
 
 THRESHOLDS_FILE = "thresholds.json"
 DEFAULT_THRESHOLD = 0.5
@@ -75,6 +78,9 @@ def as_thresholds(
 ) -> np.ndarray:
     """Check and convert six thresholds (a sequence in RAF order, or a name -> value mapping).
 
+    Each must be a real number in [0, 1]: booleans and strings (``true``, ``"0.5"``) are
+    refused rather than read as numbers.
+
     Args:
         values: the thresholds.
         path: the file they were read from, named in errors.
@@ -89,10 +95,11 @@ def as_thresholds(
                 field="thresholds",
             )
         values = [values[name] for name in EXPRESSIONS]
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise MlferError(f"thresholds must be numbers ({error})", path=path, field="thresholds") from error
+    if not (isinstance(values, np.ndarray) and values.dtype.kind in "fiu"):
+        for item in np.asarray(values, dtype=object).ravel():
+            if isinstance(item, bool | np.bool_) or not isinstance(item, numbers.Real):
+                raise MlferError(f"thresholds must be numbers, got {short(item)}", path=path, field="thresholds")
+    array = np.asarray(values, dtype=np.float64)
     if array.shape != (NUM_EXPRESSIONS,):
         raise MlferError(
             f"expected {NUM_EXPRESSIONS} thresholds, got shape {array.shape}", path=path, field="thresholds"
@@ -119,10 +126,7 @@ def load_thresholds(directory: str | Path) -> np.ndarray:
             "mlfer.evaluation.thresholds.tune_thresholds and save_thresholds, or use the default 0.5",
             path=path,
         )
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise MlferError(f"not valid JSON: {error}", path=path) from error
+    data = read_json(path)
     if not isinstance(data, dict):
         raise MlferError("expected an object mapping each expression to its threshold", path=path)
     return as_thresholds(data, path=path)

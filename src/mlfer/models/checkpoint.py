@@ -1,8 +1,10 @@
-"""Model folders: ``model.safetensors`` (weights and graph buffers) beside ``config.yaml``.
+"""Model folders: ``model.safetensors`` (weights and graph buffers) beside ``config.yaml``,
+sealed by ``manifest.json`` (:mod:`mlfer.models.package`).
 
 Nothing in a model folder can run code: weights load with safetensors and the config with
-``yaml.safe_load``. The weights file records the SHA-256 of its tensors in its metadata, so
-a damaged file is refused rather than used. ``mlfer.load(DIR)`` is :func:`load_model`.
+``yaml.safe_load``. The weights file records the SHA-256 of its tensors in its metadata, and
+the manifest that of every file that changes the answers, so a damaged or edited folder is
+refused rather than used. ``mlfer.load(DIR)`` is :func:`load_model`.
 """
 
 from __future__ import annotations
@@ -21,21 +23,21 @@ from mlfer.core.errors import MlferError
 from mlfer.core.fileio import atomic_path
 from mlfer.models.backbones import load_state_checked
 from mlfer.models.model import MultiLabelModel, build_model
+from mlfer.models.package import CONFIG_FILE, MODEL_FILE, read_package, seal
 from mlfer.models.preprocessing import Preprocessing
 from mlfer.models.shipped import shipped_model_dir
 from mlfer.runtime.hashing import state_sha256
-
-MODEL_FILE = "model.safetensors"
-CONFIG_FILE = "config.yaml"
 
 
 def save_model(
     model: MultiLabelModel, config: RunConfig, directory: str | Path, dtype: torch.dtype | None = None
 ) -> None:
-    """Write the model's weights and buffers and the run config into ``directory``.
+    """Write the model's weights and buffers and the run config into ``directory``, and seal it.
 
     With ``dtype`` (``torch.float16`` for a model to ship: half the file), floating-point
-    tensors are stored in that type; :func:`load_model` reads them back into float32.
+    tensors are stored in that type; :func:`load_model` reads them back into float32. The
+    folder's other files (``graph.json``, ``thresholds.json``, ``framing.json``) belong there
+    before this call; one written after needs :func:`~mlfer.models.package.seal` again.
     """
     directory = Path(directory)
     save_config(config, directory / CONFIG_FILE)  # creates the folder
@@ -45,6 +47,7 @@ def save_model(
     with atomic_path(directory / MODEL_FILE) as temporary:
         metadata = {"format": "mlfer", "head": config.model.head, "sha256": state_sha256(state)}
         save_file(state, str(temporary), metadata=metadata)
+    seal(directory)
 
 
 def load_model(
@@ -62,9 +65,11 @@ def load_model(
     face size of ``config.yaml`` and the ``thresholds`` (``"auto"``: ``thresholds.json``
     where the folder has one, else 0.5 each; ``"tuned"``; ``"default"``).
 
-    The weights file is checked before anything is built (:func:`check_weights_header`): a
-    file without its checksum is refused unless ``trust_unverified`` (a checksum that is
-    there must always match), and one whose shapes do not fit ``config.yaml`` is refused.
+    Before anything is built, the folder's manifest is checked against its files
+    (:func:`~mlfer.models.package.read_package`) and the weights file against its checksum
+    rule and the config (:func:`check_weights_header`). ``trust_unverified`` is the one way
+    past a changed folder or weights without a checksum; a weights checksum that is there
+    must always match.
     """
     directory = shipped_model_dir() if directory is None else Path(directory)
     if not directory.is_dir():
@@ -73,6 +78,7 @@ def load_model(
         if not (directory / name).is_file():
             raise MlferError(f"checkpoint folder has no {name}", path=directory)
     config = load_config(directory / CONFIG_FILE)
+    read_package(directory, config, trust_unverified)
     check_weights_header(config.model, directory, trust_unverified)
     model = build_model(config.model, load_backbone_weights=False)
     try:

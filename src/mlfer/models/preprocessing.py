@@ -7,7 +7,6 @@ A model carries its :class:`Preprocessing` (``model.preprocessing``), so that
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mlfer.core.config import IN_CHANNELS, RunConfig
+from mlfer.core.architectures import IN_CHANNELS
+from mlfer.core.config import RunConfig
 from mlfer.core.errors import MlferError
 from mlfer.core.expressions import NUM_EXPRESSIONS
+from mlfer.core.framing import check_face_size, check_template
+from mlfer.core.jsonfile import read_json
 from mlfer.data.transforms import channel_statistics, eval_batch
 from mlfer.evaluation.thresholds import DEFAULT_THRESHOLD, as_thresholds, choose_thresholds
 
@@ -30,13 +32,13 @@ def read_framing(path: Path) -> tuple[tuple[float, float], ...] | None:
     ``None`` where the file is absent."""
     if not path.is_file():
         return None
+    data = read_json(path)
+    if not isinstance(data, dict) or "template" not in data:
+        raise MlferError('expected an object with a "template" of three (x, y) points', path=path, field="template")
     try:
-        points = json.loads(path.read_text(encoding="utf-8"))["template"]
-        return Preprocessing(template=points).template
+        return check_template(data["template"])
     except MlferError as error:
-        raise MlferError(str(error).removeprefix("template: "), path=path, field="template") from error
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise MlferError(f"cannot read the alignment template ({error})", path=path, field="template") from error
+        raise MlferError(str(error).removeprefix("template: "), path=path, field="template") from None
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,7 @@ class Preprocessing:
     template: tuple[tuple[float, float], ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.image_size < 1:
-            raise MlferError(f"must be at least 1, got {self.image_size}", field="image_size")
+        check_face_size(self.image_size)
         if self.channels not in IN_CHANNELS:
             raise MlferError(f"must be 1 (grey) or 3 (RGB), got {self.channels}", field="channels")
         for name, default in zip(("mean", "std"), channel_statistics(self.channels)):
@@ -79,10 +80,7 @@ class Preprocessing:
             object.__setattr__(self, name, values)
         object.__setattr__(self, "thresholds", tuple(as_thresholds(self.thresholds).tolist()))
         if self.template is not None:
-            points = np.asarray(self.template, dtype=np.float64)
-            if points.shape != (3, 2) or not np.isfinite(points).all():
-                raise MlferError(f"expected three finite (x, y) points, got {self.template!r}", field="template")
-            object.__setattr__(self, "template", tuple((float(x), float(y)) for x, y in points))
+            object.__setattr__(self, "template", check_template(self.template))
 
     @classmethod
     def from_folder(cls, directory: str | Path, config: RunConfig, thresholds: str = "auto") -> Preprocessing:

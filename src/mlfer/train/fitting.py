@@ -29,6 +29,7 @@ from mlfer.graph.label_graph import LabelGraph
 from mlfer.models.checkpoint import save_model
 from mlfer.models.heads import head_class
 from mlfer.models.model import FeatureScaler, MultiLabelModel
+from mlfer.models.package import GRAPH_FILE
 from mlfer.runtime.distributed import ShardedBatches, is_main, ordered_shard
 from mlfer.runtime.reproduce import resolve_device, seed_everything
 from mlfer.train.features import image_batches
@@ -48,7 +49,6 @@ from mlfer.train.state import LAST_DIR, Resumable
 
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
-GRAPH_FILE = "graph.json"
 
 
 @dataclass
@@ -128,9 +128,9 @@ def _finish(
     table = pd.DataFrame(history)
     metrics = {metric: float(history[-1][metric]) for metric in METRIC_NAMES}
     if run_dir is not None and is_main():
-        save_model(model, config, run_dir)
         with atomic_path(run_dir / GRAPH_FILE) as temporary:
             save_graph(graph, temporary)
+        save_model(model, config, run_dir)  # seals the folder, graph.json included
         write_run_files(run_dir, table, metrics)
     return RunResult(name, metrics, table, graph, model, run_dir)
 

@@ -4,7 +4,8 @@
 ``environment.json``, one folder per run ``runs/<partition>-seed<k>/`` (see
 :mod:`mlfer.train.fitting`), and, over all runs, ``history.csv`` and ``metrics.json`` (each
 run's nine metrics, their ``mean`` and ``std``). The first run's ``model.safetensors``,
-``graph.json`` and a drawing ``graph.png`` are also copied to the top level.
+``graph.json`` and a drawing ``graph.png`` are also copied to the top level, which is then
+sealed (``manifest.json``, :mod:`mlfer.models.package`): ``OUT/`` is a model folder.
 """
 
 from __future__ import annotations
@@ -31,14 +32,13 @@ from mlfer.evaluation.metrics import METRIC_NAMES
 from mlfer.graph.drawing import draw_graph
 from mlfer.graph.label_graph import LabelGraph
 from mlfer.models.backbones import build_backbone
-from mlfer.models.checkpoint import CONFIG_FILE, MODEL_FILE
 from mlfer.models.heads import head_class
+from mlfer.models.package import CONFIG_FILE, GRAPH_FILE, MODEL_FILE, seal
 from mlfer.runtime.distributed import agree, is_main, on_main, world_size
 from mlfer.runtime.reproduce import environment_info, resolve_device, seed_everything
 from mlfer.train.cache import FeatureCache, default_cache_dir
 from mlfer.train.features import backbone_features, readable_rows
 from mlfer.train.fitting import (
-    GRAPH_FILE,
     HISTORY_FILE,
     METRICS_FILE,
     FeatureSet,
@@ -214,6 +214,7 @@ def _write_outputs(results: TrainingResults, out_dir: Path) -> None:
     for name in (MODEL_FILE, GRAPH_FILE):
         with atomic_path(out_dir / name) as temporary:
             shutil.copyfile(first / name, temporary)
+    seal(out_dir)
     _draw_graph(results.runs[0].graph, out_dir / "graph.png")
     with atomic_path(out_dir / HISTORY_FILE) as temporary:
         results.history().to_csv(temporary, index=False)

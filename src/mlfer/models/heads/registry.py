@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from mlfer.core.messages import short
 from mlfer.core.errors import MlferError
+from mlfer.core.messages import short
 from mlfer.models.heads.base import Head
 
 H = TypeVar("H", bound=type[Head])
