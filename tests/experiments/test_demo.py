@@ -1,14 +1,19 @@
 """mlfer demo end to end at a tiny size: pre-training, both heads, table, graph and curves; rerun reuses."""
 
+import re
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import torch
 
 import mlfer
-from mlfer.cli import main
+from mlfer.cli import build_parser, main
 from mlfer.data import load_dataset
 from mlfer.experiments.settings import DemoSettings
 from mlfer.runtime.reproduce import intra_op_threads
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_tiny_demo(tmp_path, capsys):
@@ -27,12 +32,14 @@ def test_tiny_demo(tmp_path, capsys):
         "32",
         "--pretrain-epochs",
         "1",
-        "--quiet",
     ]
     threads = torch.get_num_threads()
     assert main(argv) == 0
     assert torch.get_num_threads() == threads  # the heads' single thread is handed back
-    printed = capsys.readouterr().out
+    printed, progress = capsys.readouterr()
+    # stderr is no terminal here: one line per stage (pre-training, 3 feature passes, 2 heads), no bars
+    assert len(progress.splitlines()) <= 8 and "\r" not in progress, progress
+    assert "pretrain: 1/1 epochs in" in progress and "split-seed0: 80/80 epochs in" in progress
     assert "backbone pre-trained on 60 basic faces: test accuracy" in printed
     assert "baseline" in printed and "svml-rgcn" in printed and "AP↑" in printed
     table = pd.read_csv(out / "table.csv", index_col="model")
@@ -46,10 +53,16 @@ def test_tiny_demo(tmp_path, capsys):
     pretrain = pd.read_csv(out / "backbone" / "history.csv")
     assert len(pretrain) == 1 and pretrain["lr_backbone"].item() == pytest.approx(1e-3)
     weights_time = (out / "backbone" / "backbone.safetensors").stat().st_mtime
-    assert main(argv) == 0  # a rerun reads everything back
+    assert main([*argv, "--quiet"]) == 0  # a rerun reads everything back
     assert "test accuracy" in capsys.readouterr().out
     assert (out / "backbone" / "backbone.safetensors").stat().st_mtime == weights_time
     assert pd.read_csv(out / "table.csv", index_col="model").equals(table)
+
+
+def test_help_says_the_time_readme_measured():
+    took = re.search(r"The run took (\d+) min \d+ s on an idle 2-core machine", README.read_text(encoding="utf-8"))
+    assert took, "README.md no longer says how long the demo took"
+    assert f"(about {took[1]} minutes on 2 CPU cores)" in build_parser().format_help()
 
 
 def test_three_disjoint_face_sets():

@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``demo`` parser."""
     parser = subparsers.add_parser(
         "demo",
-        help="run the whole method offline on synthetic blended-expression faces (a few minutes on a CPU)",
+        help="run the whole method offline on synthetic blended-expression faces (about 5 minutes on 2 CPU cores)",
         description="Generate synthetic faces, pre-train a ResNet18 trunk on single-expression faces, train the "
         "baseline and SVML-RGCN heads on blended faces with the paper's schedule, print the comparison and write "
         "OUT/table.md, OUT/graph.png (the label graph) and OUT/curves.png (training curves). A rerun with the "

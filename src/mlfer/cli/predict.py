@@ -67,8 +67,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Classify the faces of every input and write the table (and the annotated images);
     under torchrun each process takes a contiguous block of the input files."""
-    from tqdm import tqdm
-
     from mlfer.core.fileio import check_destination
     from mlfer.faces import FaceDetector
     from mlfer.inference.drawing import rows_with_pictures
@@ -78,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from mlfer.inference.table import output_format, write_rows
     from mlfer.models.checkpoint import load_model
     from mlfer.runtime.distributed import is_main, process_group, rank, rank_block, world_size
+    from mlfer.runtime.progress import show_progress
 
     kind = output_format(args.out)
     check_destination(args.out)
@@ -88,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         recognizer = Recognizer(model, detector, batch_size=args.batch_size)
         sources = list(iter_sources(args.inputs))
         frames = recognizer.iter_results(sources[rank_block(len(sources))], args.every)
-        results = tqdm(frames, unit="frame", desc="predict", disable=not is_main())
+        results = show_progress(frames, "predict", unit="frame", disable=not is_main())
         annotate_dir = args.annotate
         if annotate_dir is not None and world_size() > 1:
             annotate_dir = annotate_dir / f"process{rank()}"

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from mlfer.core.errors import MlferError
 from mlfer.core.fileio import atomic_path, check_destination, printable
@@ -23,6 +22,7 @@ from mlfer.data.images import IMAGE_SUFFIXES, read_image
 from mlfer.faces.align import align_face
 from mlfer.faces.detect import FaceDetector
 from mlfer.faces.template import TEMPLATE_SIZE
+from mlfer.runtime.progress import show_progress
 
 REPORT_NAME = "align_report.csv"
 
@@ -105,7 +105,7 @@ def align_folder(
     check_folders(src, dst)
     summary = AlignSummary()
     first_source: dict[Path, Path] = {}
-    for relative in tqdm(find_images(src), desc="align", unit="image"):
+    for relative in show_progress(find_images(src), "align", unit="image"):
         # With several faces, face 0 is written last: its presence means the image is done.
         done = output_path(dst, relative, 0 if all_faces else None)
         taken_by = first_source.setdefault(done, relative)

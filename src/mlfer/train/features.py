@@ -13,7 +13,6 @@ from torch import nn
 from torch.fx.experimental.optimization import fuse
 from torch.utils.data import DataLoader, Sampler
 from torchvision import transforms
-from tqdm import tqdm
 
 from mlfer.core.config import ModelConfig, TrainConfig
 from mlfer.core.errors import MlferError
@@ -27,6 +26,7 @@ from mlfer.runtime.distributed import (
     gather_rows,
     world_size,
 )
+from mlfer.runtime.progress import show_progress
 from mlfer.train.cache import FeatureCache, shared_cache_entry
 from mlfer.train.gpu import Accelerated
 from mlfer.train.loop import LoaderBatches
@@ -148,7 +148,7 @@ def extract_features(
     module = Accelerated(fold_batchnorm(module) if fold else module, amp, channels_last)
     loader = image_loader(data, transform, EVAL_BATCH_SIZE, sampler=OrderedShardSampler(len(data), EVAL_BATCH_SIZE))
     values, rows = [], []
-    for batch in tqdm(loader, desc="features", leave=False, disable=not progress):
+    for batch in show_progress(loader, "features", unit="batch", leave=False, disable=not progress):
         if batch is not None:
             values.append(module(batch[0].to(device, non_blocking=True)).float().cpu())
             rows.append(batch[2])

@@ -15,12 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from mlfer.core.config import TrainConfig
 from mlfer.core.errors import MlferError
 from mlfer.evaluation.metrics import compute_metrics
 from mlfer.runtime.distributed import gather_rows, global_batch_loss, is_main, sum_across
+from mlfer.runtime.progress import show_progress
 from mlfer.train.state import LAST_DIR, Resumable, load_state, save_state
 
 #: Feature rows per forward pass when evaluating cached features.
@@ -199,7 +199,9 @@ def _train_epoch(
     on the device, so that no step waits for the GPU)."""
     module.train()
     totals = torch.zeros(len(batches) + 1, device=device)
-    for step, (inputs, targets) in enumerate(tqdm(batches, leave=False, desc="batches", disable=not progress)):
+    for step, (inputs, targets) in enumerate(
+        show_progress(batches, "batches", unit="batch", leave=False, disable=not progress)
+    ):
         inputs = inputs.to(device, non_blocking=True)
         targets = targets.to(device, non_blocking=True)
         loss = loss_fn(module(inputs), targets)
@@ -262,8 +264,8 @@ def fit(
     if start:
         print(f"{name}: resuming after {where}")
     last_save = time.monotonic()
-    for epoch in tqdm(
-        range(start + 1, config.epochs + 1), desc=name, initial=start, total=config.epochs, disable=not progress
+    for epoch in show_progress(
+        range(start + 1, config.epochs + 1), name, initial=start, unit="epoch", disable=not progress
     ):
         totals = sum_across(_train_epoch(module, train_batches, objects.optimizer, loss_fn, device, progress))
         rates = {f"lr_{group['name']}": group["lr"] for group in objects.optimizer.param_groups}
