@@ -73,12 +73,12 @@ function draw(image, faces) {
     context.strokeStyle = colour;
     context.strokeRect(x, y, w, h);
     const label = "face " + face.face_id;
-    context.font = "600 " + Math.round(line * 7) + "px system-ui, sans-serif";
-    const height = line * 9;
+    context.font = "600 " + Math.round(line * 6) + "px system-ui, sans-serif";
+    const height = line * 8;
     context.fillStyle = colour;
     context.fillRect(x - line / 2, Math.max(0, y - height), context.measureText(label).width + line * 4, height);
     context.fillStyle = "#fff";
-    context.fillText(label, x + line * 1.5, Math.max(0, y - height) + height - line * 2.2);
+    context.fillText(label, x + line * 1.5, Math.max(0, y - height) + height - line * 2);
   });
 }
 
