@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import socket
@@ -95,9 +96,11 @@ def test_an_upload_over_the_cap_gets_413(server: Server) -> None:
             f"POST /predict HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {server.token}\r\n"
             f"Content-Type: image/jpeg\r\nContent-Length: {size}\r\n\r\n".encode()
         )
-        answer = connection.recv(65536).decode()
-    assert answer.startswith("HTTP/1.1 413"), answer
-    assert "larger than this server accepts (1 MiB)" in answer
+        response = http.client.HTTPResponse(connection)
+        response.begin()
+        body = json.loads(response.read())
+    assert response.status == 413
+    assert body == {"error": f"the upload is larger than this server accepts ({MAX_UPLOAD_MB} MiB)"}
 
 
 def test_a_non_image_gets_422_with_the_readers_message(server: Server, tmp_path: Path) -> None:

@@ -2,14 +2,22 @@
 
 ``Client("http://127.0.0.1:8000", token).predict([("photo.jpg", data)]).json()`` returns the rows.
 One client keeps one connection open (HTTP keep-alive); give each thread its own.
+:func:`launch` starts a server in a child process and waits until it answers.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
+import re
+import subprocess
+import sys
+import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -94,3 +102,47 @@ class Client:
 def _quoted(name: str) -> str:
     """A file name fit for a quoted multipart header, as browsers write it."""
     return name.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def launch(
+    arguments: Sequence[str], log: Path, token: str | None = None, timeout: float = 120.0
+) -> tuple[subprocess.Popen, str]:
+    """Start ``mlfer serve ARGUMENTS`` (``--port 0``: any free port) in a child process whose output
+    goes to ``log``, with ``token`` in its environment; return it and its address once ``/health``
+    answers 200.
+
+    Raises:
+        RuntimeError: when the server exits or does not answer within ``timeout`` seconds (with its log).
+    """
+    from mlfer.serve.settings import TOKEN_VARIABLE
+
+    environment = {**os.environ, **({TOKEN_VARIABLE: token} if token is not None else {})}
+    with log.open("w") as handle:
+        command = [sys.executable, "-m", "mlfer", "serve", *arguments]
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=environment)
+    deadline = time.monotonic() + timeout
+    url = None
+    while time.monotonic() < deadline and process.poll() is None:
+        found = re.search(r"mlfer serve: (http://[^/\s]+)/", log.read_text())
+        url = found.group(1) if found else None
+        if url is not None:
+            try:
+                if Client(url, token, timeout=5).get("/health").status == 200:
+                    return process, url
+            except OSError:
+                pass
+        time.sleep(0.2)
+    stop(process)
+    raise RuntimeError(
+        f"mlfer serve did not answer /health within {timeout:g} s (exit {process.returncode}):\n" + log.read_text()
+    )
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Stop a server started by :func:`launch` as Ctrl+C would, then for good."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
