@@ -38,7 +38,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--token",
-        default=os.environ.get(TOKEN_VARIABLE),
         help=f"require 'Authorization: Bearer TOKEN' on every request but the page's files "
         f"(default: the environment variable {TOKEN_VARIABLE}; none when unset)",
     )
@@ -119,13 +118,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the model and serve until interrupted."""
     from mlfer.serve.server import serve
-    from mlfer.serve.settings import ServeSettings
+    from mlfer.serve.settings import TOKEN_VARIABLE, ServeSettings
 
+    token = args.token if args.token is not None else os.environ.get(TOKEN_VARIABLE)
     settings = ServeSettings(
         checkpoint=None if args.checkpoint is None else str(args.checkpoint),
         host=args.host,
         port=args.port,
-        token=args.token,
+        token=token,
         thresholds=args.thresholds,
         min_score=args.min_score,
         max_batch=args.max_batch,
