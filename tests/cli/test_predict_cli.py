@@ -14,7 +14,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from builders import NO_FACE, make_checkpoint
+from builders import NO_FACE, make_checkpoint, unseal
 from faults import read_only_folder
 from mlfer.cli import main
 from mlfer.core.expressions import EXPRESSIONS
@@ -94,6 +94,9 @@ def test_tuned_thresholds_come_from_the_checkpoint(
     assert f"{tuned / THRESHOLDS_FILE}: the checkpoint has no tuned thresholds" in capsys.readouterr().err
     assert not out.exists()
     save_thresholds(tuned, [0.0, 1.0, 0.0, 1.0, 1.0, 1.0])
+    assert main(["predict", "--checkpoint", str(tuned), photos[0], "--out", str(out), "--thresholds", "tuned"]) == 2
+    assert f"{tuned / THRESHOLDS_FILE}: was added after the folder was sealed" in capsys.readouterr().err
+    assert main(["seal", str(tuned)]) == 0
     assert main(["predict", "--checkpoint", str(tuned), photos[0], "--out", str(out), "--thresholds", "tuned"]) == 0
     assert set(_read(out)["predicted"]) == {"surprise|disgust"}
     out.unlink()
@@ -119,6 +122,9 @@ def test_checkpoint_problems_are_named(
     config = yaml.safe_load((mismatched / "config.yaml").read_text())
     config["model"]["head"] = "baseline"
     (mismatched / "config.yaml").write_text(yaml.safe_dump(config))
+    assert main(["predict", "--checkpoint", str(mismatched), photos[0], "--out", out]) == 2
+    assert f"{mismatched / 'config.yaml'}: changed since the folder was sealed" in capsys.readouterr().err
+    unseal(mismatched)  # as other tools write folders: the header check names the setting
     assert main(["predict", "--checkpoint", str(mismatched), photos[0], "--out", out]) == 2
     assert "config.yaml, field 'model.head': model.safetensors holds the tensors of another head" in (
         capsys.readouterr().err

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from builders import make_checkpoint
+from builders import make_checkpoint, unseal
 from faults import (
     CLEAR_ERROR,
     SOAK,
@@ -84,8 +84,12 @@ def test_a_damaged_model_folder_is_reported_not_used(checkpoint, photos, tmp_pat
     damaged = tmp_path / "checkpoint"
     shutil.copytree(checkpoint, damaged)
     damage(damaged / name)
-    run = run_cli(predict_args(damaged, photos, tmp_path / "out"), tmp_path / "scratch")
-    assert run.exit_code == 2, run.stderr[-2000:]
-    record("damaged model folder", CLEAR_ERROR, run.error_line())
-    assert message in run.error_line() and str(damaged) in run.error_line(), run.error_line()
-    assert not (tmp_path / "out" / "faces.csv").exists()
+    for sealed in (True, False):  # caught by the manifest, and by the file's own checks in an unsealed folder
+        run = run_cli(predict_args(damaged, photos, tmp_path / "out"), tmp_path / "scratch")
+        assert run.exit_code == 2, run.stderr[-2000:]
+        record("damaged model folder", CLEAR_ERROR, run.error_line())
+        expected = "changed since the folder was sealed" if sealed and name == MODEL_FILE else message
+        assert expected in run.error_line() and str(damaged / name) in run.error_line(), run.error_line()
+        assert not (tmp_path / "out" / "faces.csv").exists()
+        if sealed:
+            unseal(damaged)

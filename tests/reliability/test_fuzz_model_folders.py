@@ -29,14 +29,16 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
 from builders import make_checkpoint, unseal
-from faults import CLEAR_ERROR, MEMORY_BOUND, check_case, examples, record, run_cli, within_memory
+from faults import CLEAR_ERROR, MEMORY_BOUND, check_case, examples, mutated, record, run_cli, within_memory
 from mlfer.core.config import make_config
 from mlfer.core.errors import MlferError
 from mlfer.models.checkpoint import CONFIG_FILE, MODEL_FILE, load_model, save_model
 from mlfer.models.model import build_model
+from mlfer.models.package import MANIFEST_FILE, seal
+from mlfer.models.shipped import SHIPPED_DIR
 
 FUZZ = settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
-SIZES, CHECKSUMS = "model folder sizes", "checksums"
+SIZES, CHECKSUMS, JSON_FILES = "model folder sizes", "checksums", "model folder json"
 #: Most CPU time a refused folder may take.
 REFUSAL_SECONDS = 1.0
 
@@ -211,3 +213,42 @@ def test_commands_refuse_unverified_weights_unless_told_to_trust_them(folders, s
     record(CHECKSUMS, CLEAR_ERROR, f"whole file: {refused.error_line()}")
     trusted = run_cli([*args, "--trust-unverified-weights"], tmp_path / "scratch")
     trusted.check_finished()
+
+
+# The JSON files of a sealed folder -----------------------------------------------------------
+
+JSON_NAMES = (MANIFEST_FILE, "thresholds.json", "framing.json")
+
+
+@pytest.fixture(scope="module")
+def sealed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The packaged model's folder (config, weights, thresholds, template, graph), sealed."""
+    folder = tmp_path_factory.mktemp("sealed") / "model"
+    shutil.copytree(SHIPPED_DIR, folder)
+    seal(folder)
+    return folder
+
+
+@FUZZ
+@given(name=st.sampled_from(JSON_NAMES), data=st.data(), reseal=st.booleans())
+def test_fuzz_the_json_files_of_a_sealed_folder(sealed, name, data, reseal):
+    """Damaged ``manifest.json``, ``thresholds.json`` or ``framing.json``, with the folder sealed
+    anew or not: one line naming the damaged file, or a model that answers as the sealed one
+    (what the user sealed anew, where they did)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch) / "model"
+        shutil.copytree(sealed, folder)
+        original = (folder / name).read_bytes()
+        damaged, whole = data.draw(mutated(original))
+        (folder / name).write_bytes(damaged)
+        whole = whole or damaged == original
+        if reseal and name != MANIFEST_FILE:
+            resealed = check_case(JSON_FILES, lambda: seal(folder), [folder / name])
+            if isinstance(resealed, MlferError):
+                return
+        outcome = check_case(JSON_FILES, lambda: load_model(folder), [folder / name])
+    if whole:
+        assert isinstance(outcome, torch.nn.Module), outcome
+    elif isinstance(outcome, torch.nn.Module) and not (reseal and name != MANIFEST_FILE):
+        # only what changes no answer may differ unsealed (the manifest's layout, its provenance)
+        assert outcome.preprocessing == load_model(sealed).preprocessing, f"damaged {name} changed the answers"
