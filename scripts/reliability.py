@@ -55,6 +55,8 @@ FUZZED = {
     "1 s of CPU and 100 MB of memory",
     "checksums": "`model.safetensors` metadata without its SHA-256, with it damaged, renamed or another model's, or "
     "none, with and without damaged tensor data, trusted or not; `predict`, `evaluate`, `export` without a checksum",
+    "model folder json": "a sealed model folder's `manifest.json`, `thresholds.json` or `framing.json` damaged, "
+    "then loaded as it is or after `mlfer seal`",
     "undecodable names": "photos named with random bytes (invalid UTF-8, backslashes, quotes, newlines, controls) "
     "given to `mlfer predict` (CSV, JSON, JSONL, Parquet) and `mlfer align`; `printable` on random bytes",
     "expansion bombs": "YAML alias bombs (2-10 levels, in `--set` and `config.yaml`), zip bombs of 150-300 MB beside "
@@ -75,7 +77,8 @@ OTHER = {
     "inf loss": "a training feature of 3e38 (finite in float32): W_C f overflows",
     "NaN features": "NaN or infinity in a features npz",
     "damaged resume state": "`last/` tensors flipped, truncated or deleted, `state.json` truncated; `--resume`",
-    "damaged model folder": "`model.safetensors` truncated, emptied or one bit flipped; `config.yaml` damaged",
+    "damaged model folder": "`model.safetensors` truncated, emptied or one bit flipped; `config.yaml` damaged; "
+    "each in a sealed folder (its manifest) and in one without a manifest",
     "damaged cache entry": "a feature-cache entry with one bit flipped, or cut in half; `mlfer train` again",
     "mlfer graph: disk full": "`mlfer graph --out` on a 1 MiB tmpfs with 0 to 700 kB free",
     "mlfer predict: disk full": "`mlfer predict --out X.parquet --annotate` on a 1 MiB tmpfs with 0 to 700 kB free",
