@@ -89,3 +89,18 @@ def test_close_answers_the_queued_requests_first() -> None:
     assert [future.result(timeout=0)[0, 0] for future in futures] == [0, 1, 2, 3, 4]
     with pytest.raises(RuntimeError, match="closed"):
         batcher.submit(faces(9)).result(timeout=1)
+
+
+def test_a_request_given_up_is_left_out_and_the_batcher_carries_on() -> None:
+    classify = Recording(delay=0.2)
+    batcher = Batcher(classify, max_batch=8, max_wait=0.0)
+    try:
+        busy = batcher.submit(faces(1))
+        time.sleep(0.05)
+        given_up, kept = batcher.submit(faces(2, 3)), batcher.submit(faces(4))
+        assert given_up.cancel()
+        assert kept.result(timeout=10)[:, 0].tolist() == [4]
+        assert busy.result(timeout=10)[:, 0].tolist() == [1]
+    finally:
+        batcher.close()
+    assert classify.sizes == [1, 1]

@@ -13,7 +13,7 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -79,6 +79,9 @@ def create_app(settings: ServeSettings) -> Starlette:
             RequestError: lambda request, error: error.response(),
             UploadTooLargeError: lambda request, error: too_large(settings.max_upload_bytes).response(),
             HTTPException: lambda request, error: RequestError(error.status_code, error.detail).response(),
+            ClientDisconnect: lambda request, error: RequestError(
+                400, "the client left before its upload ended"
+            ).response(),
         },
         lifespan=lifespan,
     )

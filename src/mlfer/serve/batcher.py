@@ -72,7 +72,10 @@ class Batcher:
             jobs = self._gather()
             if jobs is None:
                 return
-            self._answer(jobs)
+            # A request given up meanwhile (its future cancelled) is left out; the others can no longer be cancelled.
+            jobs = [job for job in jobs if job.future.set_running_or_notify_cancel()]
+            if jobs:
+                self._answer(jobs)
 
     def _gather(self) -> list[_Job] | None:
         """The next batch: the first waiting job, then those that fit within ``max_batch`` faces

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from mlfer.core.errors import MlferError
 from mlfer.core.expressions import EXPRESSIONS
 from mlfer.core.version import __version__
 from mlfer.evaluation.thresholds import choose_thresholds
@@ -99,7 +100,7 @@ class PredictionService:
             raise RequestError(400, f"min_score: expected a number in (0, 1], got {text!r}") from None
         try:
             thresholds = choose_thresholds(query.get("thresholds", self.settings.thresholds), self.directory)
-        except ValueError as error:  # MlferError, naming the option or the missing thresholds.json
+        except MlferError as error:  # naming the option, or the missing thresholds.json
             raise RequestError(400, str(error).replace(str(self.directory), self.directory.name)) from None
         return Options(thresholds, min_score)
 
@@ -136,7 +137,7 @@ class PredictionService:
             outcomes = await asyncio.gather(*jobs, return_exceptions=True)
         results: list[Result] = []
         for outcome in outcomes:
-            if isinstance(outcome, ValueError):  # MlferError: an option the detector refuses
+            if isinstance(outcome, MlferError):  # an option the detector refuses
                 raise RequestError(400, str(outcome)) from outcome
             if isinstance(outcome, BaseException):
                 raise outcome
