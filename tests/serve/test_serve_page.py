@@ -25,17 +25,19 @@ FLAGS = (
     "--disable-component-update",
     "--disable-sync",
     "--window-size=1200,1000",
+    "--use-fake-device-for-media-stream",  # a generated test pattern stands in for the webcam
+    "--use-fake-ui-for-media-stream",
 )
 PHOTO = "multi_face.jpg"
 
 
 @pytest.fixture
-def browser(tmp_path: Path) -> Iterator:
+def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
     """Headless Chromium with a fresh profile."""
     if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
         pytest.skip("chromium and chromium-driver are not installed (.ci/run installs them with apt-get)")
     webdriver = pytest.importorskip("selenium.webdriver")
-    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not look for a driver online
+    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must not look for a driver online
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in (*FLAGS, f"--user-data-dir={tmp_path / 'profile'}"):
@@ -91,3 +93,22 @@ def test_a_page_without_the_token_asks_for_it(browser, server: Server, shared_da
     browser.find_element(By.ID, "file").send_keys(str(shared_data / "faces" / "0-f1-su-ph.jpg"))
     WebDriverWait(browser, 60).until(lambda driver: "needs a token" in driver.find_element(By.ID, "status").text)
     assert not browser.find_elements(By.CSS_SELECTOR, ".face")
+
+
+def test_a_webcam_photo_is_sent(browser, server: Server) -> None:
+    """Chromium's fake camera (a test pattern, no face): the page takes a frame and shows the answer."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{server.url}/?token={server.token}")
+    browser.find_element(By.ID, "camera").click()
+    capture = browser.find_element(By.ID, "capture")
+    WebDriverWait(browser, 30).until(
+        lambda driver: (
+            capture.is_displayed() and driver.execute_script("return document.getElementById('video').videoWidth") > 0
+        )
+    )
+    capture.click()
+    WebDriverWait(browser, 60).until(lambda driver: "found" in driver.find_element(By.ID, "status").text)
+    assert browser.find_element(By.ID, "status").text == "No face found in this photo."
+    assert browser.execute_script("return document.getElementById('picture').width") > 0
