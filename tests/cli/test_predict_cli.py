@@ -73,7 +73,7 @@ def test_annotate_saves_every_image_at_its_size(checkpoint: Path, shared_data: P
     video = shared_data / "faces" / "single_face.mp4"
     args = ["predict", "--checkpoint", str(checkpoint), *map(str, (shared_data / "faces" / "multi_face.jpg", video))]
     assert main([*args, "--every", "36", "--out", str(tmp_path / "t.csv"), "--annotate", str(tmp_path / "seen")]) == 0
-    saved = sorted(p.name for p in (tmp_path / "seen").iterdir())
+    saved = sorted(p.name for p in (tmp_path / "seen").iterdir() if not p.name.startswith("."))
     assert saved == ["000000-multi_face.jpg", "000001-single_face-frame0.jpg", "000002-single_face-frame36.jpg"]
     with (
         Image.open(tmp_path / "seen" / saved[0]) as annotated,

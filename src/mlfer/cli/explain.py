@@ -38,7 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default: the FER+ model that ships with mlfer)",
     )
     parser.add_argument("image", type=Path, metavar="IMAGE", help="the photo")
-    parser.add_argument("--out", required=True, type=Path, metavar="FILE.png", help="the figure (.png, .pdf, .svg)")
+    parser.add_argument(
+        "--out", required=True, type=Path, metavar="FILE.png", help="the figure (.png, .jpg, .pdf, .svg, .eps, ...)"
+    )
     parser.add_argument(
         "--face",
         type=int,
@@ -64,16 +66,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Explain one face with every checkpoint and save the figure."""
+    """Explain one face with every checkpoint and save the figure (its name checked first)."""
+    from mlfer.core.fileio import check_destination
     from mlfer.data.images import read_image
     from mlfer.faces.align import align_face
+    from mlfer.faces.boundary import guarded
     from mlfer.faces.detect import FaceDetector
-    from mlfer.inference.explain import draw_explanations, explain_face
+    from mlfer.inference.explain import draw_explanations, explain_face, figure_format
     from mlfer.models.checkpoint import load_model
 
+    figure_format(args.out)
+    check_destination(args.out)
     image = np.asarray(read_image(args.image))
     with FaceDetector(args.min_score) as detector:
-        face = choose_face(detector.detect(image), args.face, args.image)
+        face = choose_face(guarded(str(args.image), detector.detect, image), args.face, args.image)
     explanations = []
     for directory in args.checkpoint or [None]:
         model = load_model(directory, thresholds=args.thresholds, trust_unverified=args.trust_unverified_weights)
@@ -83,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             if directory is None or len(args.checkpoint) == 1
             else f"{model.config.head}\n({directory.name})"
         )
-        aligned = align_face(image, face, preprocessing.image_size, preprocessing.template)
+        aligned = guarded(str(args.image), align_face, image, face, preprocessing.image_size, preprocessing.template)
         explanations.append(explain_face(model, aligned, preprocessing.threshold_array(), label, args.layer))
     draw_explanations(explanations, args.out)
     print(f"wrote {args.out}")

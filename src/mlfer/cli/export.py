@@ -30,18 +30,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the checkpoint and write the ONNX file."""
-    from mlfer.inference.export import OUTPUT_NAME, export_onnx, input_name
+    from mlfer.core.fileio import check_destination
+    from mlfer.inference.export import OUTPUT_NAME, export_onnx, input_name, input_shape
     from mlfer.models.checkpoint import load_model
 
     if args.out.suffix.lower() != ".onnx":
         raise MlferError("the output file must end in .onnx", path=args.out, field="--out")
+    check_destination(args.out)
     model = load_model(args.checkpoint, trust_unverified=args.trust_unverified_weights)
     export_onnx(model, args.out)
-    image_size = model.preprocessing.image_size
-    shape = (
-        f"N x {model.config.out_features}"
-        if input_name(model) == "features"
-        else f"N x 3 x {image_size} x {image_size}"
-    )
-    print(f"wrote {args.out}: input {input_name(model)!r} ({shape}), output {OUTPUT_NAME!r} (N x 6)")
+    print(f"wrote {args.out}: input {input_name(model)!r} ({input_shape(model)}), output {OUTPUT_NAME!r} (N x 6)")
     return 0

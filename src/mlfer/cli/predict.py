@@ -39,11 +39,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--annotate",
         type=Path,
         metavar="DIR",
-        help="also save each image with face boxes and a bar chart of the probabilities",
+        help="also save each image with face boxes and a bar chart of the probabilities (DIR is marked as "
+        "mlfer's output: a later run on a folder around it leaves it out)",
     )
     parser.add_argument("--every", type=_positive, default=1, metavar="N", help="keep one video frame in N (default 1)")
     parser.add_argument(
-        "--batch-size", type=_positive, default=32, metavar="B", help="faces per forward pass (default 32)"
+        "--batch-size",
+        type=_positive,
+        default=32,
+        metavar="B",
+        help="faces per forward pass (default 32); lowered for faces larger than 224 px, and fewer photos wait "
+        "for a batch than B when they hold 50 Mpx (docs/reliability.md: memory)",
     )
     parser.add_argument(
         "--thresholds",
@@ -69,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     under torchrun each process takes a contiguous block of the input files."""
     from mlfer.core.fileio import check_destination
     from mlfer.faces import FaceDetector
-    from mlfer.inference.drawing import rows_with_pictures
+    from mlfer.inference.drawing import mark_output_folder, rows_with_pictures
     from mlfer.inference.inputs import iter_sources
     from mlfer.inference.recognizer import Recognizer
     from mlfer.inference.shards import write_merged
@@ -82,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     check_destination(args.out)
     if args.annotate is not None:
         check_destination(args.annotate, folder=True)
+        mark_output_folder(args.annotate)  # before the inputs are listed: its pictures are never inputs
     with process_group(args.device) as device, FaceDetector(args.min_score) as detector:
         model = load_model(args.checkpoint, device, args.thresholds, trust_unverified=args.trust_unverified_weights)
         recognizer = Recognizer(model, detector, batch_size=args.batch_size)

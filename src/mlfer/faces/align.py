@@ -14,6 +14,7 @@ from numpy.typing import ArrayLike
 
 from mlfer.core.errors import MlferError
 from mlfer.core.framing import TEMPLATE_SIZE, check_face_size
+from mlfer.faces.boundary import OPENCV_MAX_SIDE
 from mlfer.faces.detect import Face, check_rgb
 from mlfer.faces.template import template_points
 
@@ -75,12 +76,29 @@ def _shrink(image: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return small, matrix @ undo
 
 
+def _crop(image: np.ndarray, matrix: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The part of ``image`` the ``size`` x ``size`` output is taken from (with a 2 px border, so
+    that no output pixel reaches a cut edge) and the matrix adjusted to it; ``None`` when the
+    output lies wholly outside the image. Used where the image is too large for ``cv2.remap``."""
+    inverse = cv2.invertAffineTransform(matrix)
+    corners = transform_points(inverse, np.array([[-1.0, -1.0], [size, -1.0], [-1.0, size], [size, size]]))
+    height, width = image.shape[:2]
+    left, top = np.clip(np.floor(corners.min(axis=0)) - 2, 0, (width, height)).astype(int)
+    right, bottom = np.clip(np.ceil(corners.max(axis=0)) + 3, 0, (width, height)).astype(int)
+    if left >= right or top >= bottom:
+        return None
+    shift = np.array([[1.0, 0.0, left], [0.0, 1.0, top], [0.0, 0.0, 1.0]])
+    return image[top:bottom, left:right], matrix @ shift
+
+
 def align_face(
     image: np.ndarray, face: Face, size: int = TEMPLATE_SIZE, template: ArrayLike | None = None
 ) -> np.ndarray:
     """Warp ``face`` out of ``image`` onto :func:`template_points` ``(size, template)``.
 
-    Pixels from outside the image are black, as in RAF-DB's aligned images.
+    Pixels from outside the image are black, as in RAF-DB's aligned images. An image with a
+    side over OpenCV's limit (:data:`~mlfer.faces.boundary.OPENCV_MAX_SIDE`) is cropped to the
+    part the face is taken from first.
 
     Args:
         image: RGB uint8 H x W x 3 array the face was detected in.
@@ -96,6 +114,11 @@ def align_face(
     check_face_size(size, field="size")
     matrix = similarity_transform(face.landmarks(), template_points(size, template))
     source, matrix = _shrink(image, matrix)
+    if max(source.shape[:2]) > OPENCV_MAX_SIDE:  # cv2.remap's limit: warp only the part needed
+        cropped = _crop(source, matrix, size)
+        if cropped is None:
+            return np.zeros((size, size, 3), dtype=np.uint8)
+        source, matrix = cropped
     return cv2.warpAffine(
         source, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0)
     )

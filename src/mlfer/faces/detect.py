@@ -6,7 +6,9 @@ short-range model misses. :class:`FaceDetector` runs both and keeps, of any two 
 overlap by more than ``iou_threshold``, the one with the higher score.
 
 Coordinates are in pixels as OpenCV uses them: ``(0, 0)`` is the centre of the top-left
-pixel, so they feed :func:`cv2.warpAffine` without a half-pixel shift.
+pixel, so they feed :func:`cv2.warpAffine` without a half-pixel shift. Pictures larger than
+MediaPipe can take are shrunk for detection (:func:`mlfer.faces.boundary.detection_view`); the
+faces are still given in the picture's own pixels.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from mlfer.core.errors import MlferError
+from mlfer.faces.boundary import detection_view
 
 #: MediaPipe's ``model_selection`` values: 0 short range (within ~2 m), 1 full range (~5 m).
 MODELS: tuple[int, ...] = (0, 1)
@@ -149,10 +152,11 @@ class FaceDetector:
         if self._models is None:
             raise MlferError("the detector was closed", field="FaceDetector")
         height, width = image.shape[:2]
+        view = detection_view(image)
         found = [
             _to_face(detection, width, height)
             for model in self._models
-            for detection in model.process(image).detections or []
+            for detection in model.process(view).detections or []
         ]
         faces = non_maximum_suppression([face for face in found if face.score >= self.min_score], self.iou_threshold)
         return sorted(faces, key=lambda face: face.box[0] + face.box[2] / 2)

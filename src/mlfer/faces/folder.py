@@ -2,8 +2,9 @@
 
 Outputs are PNGs: ``a/b.jpg`` becomes ``DST/a/b.png`` (the largest face), or ``DST/a/b_face0.png``,
 ``b_face1.png``, ... left to right with ``all_faces``. A rerun skips images whose output exists.
-Images with no face or that cannot be read are listed in ``DST/align_report.csv`` (columns
-``path``, ``problem``). Every file is written through a temporary file renamed into place.
+Images with no face, or that cannot be read, detected or aligned (whatever fails for one image:
+:func:`mlfer.faces.boundary.guarded`), are listed in ``DST/align_report.csv`` (columns ``path``,
+``problem``). Every file is written through a temporary file renamed into place.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from PIL import Image
 
 from mlfer.core.errors import MlferError
 from mlfer.core.fileio import atomic_path, check_destination, printable
-from mlfer.data.images import IMAGE_SUFFIXES, read_image
+from mlfer.data.images import image_files, read_image
 from mlfer.faces.align import align_face
-from mlfer.faces.detect import FaceDetector
+from mlfer.faces.boundary import guarded
+from mlfer.faces.detect import Face, FaceDetector
 from mlfer.faces.template import TEMPLATE_SIZE
 from mlfer.runtime.progress import show_progress
 
@@ -49,13 +51,10 @@ def check_folders(src: Path, dst: Path) -> None:
 
 
 def find_images(src: Path) -> list[Path]:
-    """Image files under ``src`` (recursively, by suffix), as sorted relative paths; broken
-    links too, so that the report lists them as unreadable."""
-    return sorted(
-        path.relative_to(src)
-        for path in src.rglob("*")
-        if path.suffix.lower() in IMAGE_SUFFIXES and (path.is_file() or path.is_symlink())
-    )
+    """Image files under ``src`` (:func:`~mlfer.data.images.image_files`: recursively, by suffix,
+    broken links too so that the report lists them, folders of mlfer's own pictures left out),
+    as sorted relative paths."""
+    return [path.relative_to(src) for path in image_files(src)]
 
 
 def output_path(dst: Path, relative: Path, index: int | None = None) -> Path:
@@ -90,6 +89,14 @@ def write_report(problems: list[tuple[str, str]], path: Path) -> None:
     write_atomically(path, write)
 
 
+def _aligned_faces(image: np.ndarray, detector: FaceDetector, size: int, all_faces: bool) -> list[np.ndarray]:
+    """The image's faces aligned, left to right; only the largest without ``all_faces``."""
+    faces: list[Face] = detector.detect(image)
+    if faces and not all_faces:
+        faces = [max(faces, key=lambda face: face.area)]
+    return [align_face(image, face, size) for face in faces]
+
+
 def align_folder(
     src: Path, dst: Path, detector: FaceDetector, size: int = TEMPLATE_SIZE, all_faces: bool = False
 ) -> AlignSummary:
@@ -120,17 +127,21 @@ def align_folder(
         except MlferError as error:
             summary.problems.append((relative.as_posix(), f"unreadable: {error}"))
             continue
-        faces = detector.detect(image)
-        if not faces:
+        try:
+            aligned = guarded(str(src / relative), _aligned_faces, image, detector, size, all_faces)
+        except MlferError as error:
+            summary.problems.append((relative.as_posix(), f"cannot align: {error}"))
+            continue
+        if not aligned:
             summary.problems.append((relative.as_posix(), f"no face found (min score {detector.min_score})"))
             continue
         summary.images += 1
         if not all_faces:
-            save_png(align_face(image, max(faces, key=lambda face: face.area), size), done)
+            save_png(aligned[0], done)
             summary.faces += 1
             continue
-        for index in reversed(range(len(faces))):
-            save_png(align_face(image, faces[index], size), output_path(dst, relative, index))
+        for index in reversed(range(len(aligned))):
+            save_png(aligned[index], output_path(dst, relative, index))
             summary.faces += 1
     write_report(summary.problems, dst / REPORT_NAME)
     return summary

@@ -1,8 +1,17 @@
-"""Pictures of results: a box around each face and a bar chart of its six probabilities."""
+"""Pictures of results: a box around each face and a bar chart of its six probabilities.
+
+``mlfer predict --annotate DIR`` saves one JPEG per picture into DIR: names too long for a file
+system are cut and made unique by a hash (:func:`picture_name`), a picture that cannot be made
+or a folder in its place is that input's error (:class:`PictureError`; the run goes on), and DIR
+is marked as mlfer's output (:data:`~mlfer.data.images.OUTPUT_MARK`), so that a later run on a
+folder around it leaves the pictures out.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,8 +22,21 @@ from PIL import Image, ImageDraw, ImageFont
 from mlfer.core.errors import MlferError
 from mlfer.core.expressions import EXPRESSIONS
 from mlfer.core.fileio import atomic_path
+from mlfer.data.images import OUTPUT_MARK
+from mlfer.faces.boundary import guarded
+from mlfer.inference.inputs import Frame
 from mlfer.inference.table import Result
 from mlfer.inference.video import is_video
+
+#: Longest file name, in bytes, that common file systems take (ext4, XFS, APFS, NTFS in UTF-16 units).
+MAX_NAME_BYTES = 255
+#: Longest side a JPEG may have (libjpeg's limit); larger pictures are scaled down to it.
+JPEG_MAX_SIDE = 65_500
+
+
+class PictureError(MlferError):
+    """One input's annotated picture cannot be made (a folder in its place, a failure while
+    drawing or encoding); its rows carry the error and the run goes on."""
 
 
 def annotate(result: Result) -> Image.Image:
@@ -62,24 +84,69 @@ def _draw_bars(
         )
 
 
-def save_annotated(result: Result, directory: Path, number: int) -> Path:
-    """Write the annotated frame as ``NNNNNN-STEM[-frameF].jpg`` (numbered to keep names unique)."""
-    stem = Path(result.frame.input).stem.strip("<>").replace(" ", "_")
-    suffix = f"-frame{result.frame.frame}" if is_video(result.frame.input) else ""
-    path = directory / f"{number:06d}-{stem}{suffix}.jpg"
-    # Encoded in memory first: Pillow's JPEG writer ignores a short write to a full disk and
-    # would leave a truncated file without an error.
+def picture_name(frame: Frame, number: int) -> str:
+    """``NNNNNN-STEM[-frameF].jpg``, numbered to keep names unique; a stem that would make the
+    name longer than :data:`MAX_NAME_BYTES` is cut and ends in a hash of the whole stem, so
+    that the name is the same on every run."""
+    stem = Path(frame.input).stem.strip("<>").replace(" ", "_")
+    end = f"-frame{frame.frame}.jpg" if is_video(frame.input) else ".jpg"
+    name = f"{number:06d}-{stem}{end}"
+    if len(os.fsencode(name)) <= MAX_NAME_BYTES:
+        return name
+    digest = "-" + hashlib.sha256(os.fsencode(stem)).hexdigest()[:16]
+    room = MAX_NAME_BYTES - len(f"{number:06d}-{digest}{end}".encode())
+    cut = os.fsencode(stem)[:room].decode("utf-8", "ignore")  # no character cut in half
+    return f"{number:06d}-{cut}{digest}{end}"
+
+
+def _encoded(result: Result) -> bytes:
+    """The annotated picture as JPEG bytes, scaled to fit :data:`JPEG_MAX_SIDE`. Encoded in memory:
+    Pillow's JPEG writer ignores a short write to a full disk and would leave a truncated file."""
+    picture = annotate(result)
+    if max(picture.size) > JPEG_MAX_SIDE:
+        picture.thumbnail((JPEG_MAX_SIDE, JPEG_MAX_SIDE))
     encoded = io.BytesIO()
-    annotate(result).save(encoded, format="JPEG", quality=90)
+    picture.save(encoded, format="JPEG", quality=90)
+    return encoded.getvalue()
+
+
+def save_annotated(result: Result, directory: Path, number: int) -> Path:
+    """Write the annotated frame as ``directory /`` :func:`picture_name`.
+
+    Raises:
+        PictureError: the picture cannot be drawn or encoded, or a folder is in its place.
+        MlferError: the folder cannot take the file (a full disk, read-only).
+    """
+    path = directory / picture_name(result.frame, number)
+    if path.is_dir() and not path.is_symlink():
+        raise PictureError("cannot write the annotated picture: a folder is in its place", path=path)
+    try:
+        data = guarded(result.frame.input, _encoded, result)
+    except MlferError as error:
+        raise PictureError(f"cannot draw the annotated picture ({error})", path=path) from error
     with atomic_path(path) as temporary:
-        temporary.write_bytes(encoded.getvalue())
+        temporary.write_bytes(data)
     return path
+
+
+def mark_output_folder(directory: Path) -> None:
+    """Create ``directory`` and its :data:`~mlfer.data.images.OUTPUT_MARK`, so that reading a folder
+    around it as input leaves it out."""
+    mark = directory / OUTPUT_MARK
+    if not mark.is_file():
+        with atomic_path(mark) as temporary:
+            temporary.write_text("mlfer predict --annotate writes its pictures here; inputs leave this folder out\n")
 
 
 def rows_with_pictures(results: Iterable[Result], directory: Path | None) -> Iterator[list[dict[str, Any]]]:
     """The rows of each result, saving its annotated picture into ``directory`` on the way
-    (:func:`save_annotated`, numbered in order); ``None`` saves nothing."""
+    (:func:`save_annotated`, numbered in order); ``None`` saves nothing. A picture that cannot
+    be made (:class:`PictureError`) puts its error in that input's rows."""
     for number, result in enumerate(results):
+        rows = result.rows()
         if directory is not None and result.frame.image is not None:
-            save_annotated(result, directory, number)
-        yield result.rows()
+            try:
+                save_annotated(result, directory, number)
+            except PictureError as error:
+                rows = [{**row, "error": "; ".join(filter(None, (row["error"], str(error))))} for row in rows]
+        yield rows

@@ -18,6 +18,22 @@ from mlfer.data.transforms import eval_batch
 from mlfer.models.backbones import ResNetTrunk
 from mlfer.models.model import MultiLabelModel
 
+#: Figure files matplotlib writes without LaTeX (``pgf`` needs it) or a Pillow plugin (``avif``), by suffix.
+FIGURE_FORMATS = ("png", "jpg", "jpeg", "pdf", "svg", "svgz", "eps", "ps", "tif", "tiff", "webp", "gif")
+
+
+def figure_format(path: str | Path) -> str:
+    """The format of the figure file ``path``, from its suffix (:data:`FIGURE_FORMATS`).
+
+    Raises:
+        MlferError: naming the file, for any other suffix (or none); checked before the work.
+    """
+    suffix = Path(path).suffix.lower().removeprefix(".")
+    if suffix not in FIGURE_FORMATS:
+        given = f"a {suffix!r} file" if suffix else "a file without a suffix"
+        raise MlferError(f"cannot draw the figure as {given}; use .{', .'.join(FIGURE_FORMATS)}", path=path)
+    return suffix
+
 
 def block_features(trunk: ResNetTrunk, images: torch.Tensor, layer: str) -> torch.Tensor:
     """Activations of the residual block ``layer`` of a ResNet trunk, N x K x h x w."""
@@ -123,8 +139,9 @@ def draw_explanations(explanations: list[Explanation], path: str | Path) -> None
 
     Each heat map is overlaid on the face, titled with its expression and captioned with
     its probability (bold when at or above the threshold); rows are labelled with the
-    head names.
+    head names. The format follows the suffix (:func:`figure_format`).
     """
+    kind = figure_format(path)
     columns = 1 + len(EXPRESSIONS)
     figure = Figure(figsize=(1.6 * columns, 1.9 * len(explanations)))
     axes = figure.subplots(len(explanations), columns, squeeze=False)
@@ -143,4 +160,4 @@ def draw_explanations(explanations: list[Explanation], path: str | Path) -> None
             axis.set_yticks([])
     figure.tight_layout()
     with atomic_path(path) as temporary:
-        figure.savefig(temporary, format=Path(path).suffix.lstrip(".") or "png", dpi=120)
+        figure.savefig(temporary, format=kind, dpi=120)

@@ -12,6 +12,10 @@ normalised per channel with ``preprocessing.mean`` and ``std`` (ImageNet's: mean
 (0.485, 0.456, 0.406), standard deviation (0.229, 0.224, 0.225)), as
 :meth:`mlfer.models.preprocessing.Preprocessing.batch` does; for an identity backbone, ``features``
 float32 ``N x D``. Output ``probabilities``: float32 ``N x 6`` in RAF order. ``N`` is dynamic.
+
+The file's metadata (``metadata_props``) records what a user needs to feed it: the expressions,
+input name, channels, size, mean and std, the thresholds, and the alignment template (the three
+points, right eye, left eye and mouth centre, on a 224 x 224 face) the model's faces were framed by.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from torch import nn
 from mlfer.core.errors import MlferError
 from mlfer.core.expressions import EXPRESSIONS
 from mlfer.core.fileio import atomic_path
+from mlfer.faces.template import TEMPLATE
 from mlfer.models.heads.baseline import LinearHead
 from mlfer.models.model import MultiLabelModel
 
@@ -66,10 +71,37 @@ def input_name(model: MultiLabelModel) -> str:
     return "features" if model.config.backbone == "identity" else "images"
 
 
+def input_shape(model: MultiLabelModel, image_size: int | None = None) -> str:
+    """The exported input's shape in words: ``N x C x S x S`` (C the model's channels), or ``N x D``."""
+    if input_name(model) == "features":
+        return f"N x {model.config.out_features}"
+    size = image_size or model.preprocessing.image_size
+    return f"N x {model.preprocessing.channels} x {size} x {size}"
+
+
+def metadata(model: MultiLabelModel, image_size: int) -> dict[str, str]:
+    """The ONNX file's metadata: expressions, head, backbone, input, channels, size, mean, std,
+    thresholds and the alignment template (mlfer's own where the model has none), JSON-encoded."""
+    preprocessing = model.preprocessing
+    template = preprocessing.template if preprocessing.template is not None else TEMPLATE.tolist()
+    return {
+        "expressions": json.dumps(list(EXPRESSIONS)),
+        "head": model.config.head,
+        "backbone": model.config.backbone,
+        "input": input_name(model),
+        "channels": str(preprocessing.channels),
+        "image_size": str(image_size),
+        "mean": json.dumps(preprocessing.mean),
+        "std": json.dumps(preprocessing.std),
+        "thresholds": json.dumps(preprocessing.thresholds),
+        "template": json.dumps([list(point) for point in template]),
+    }
+
+
 def export_onnx(model: MultiLabelModel, path: str | Path, image_size: int | None = None) -> Path:
     """Write the folded classifier as an ONNX file with a dynamic batch axis.
 
-    The file's metadata records the expressions (RAF order), input size and normalisation.
+    The file's metadata is :func:`metadata`'s.
 
     Args:
         model: the trained model (moved to the CPU for the export).
@@ -96,18 +128,7 @@ def export_onnx(model: MultiLabelModel, path: str | Path, image_size: int | None
     if program is None:
         raise MlferError("torch.onnx.export returned no program", path=path)
     proto = program.model_proto
-    onnx.helper.set_model_props(
-        proto,
-        {
-            "expressions": json.dumps(list(EXPRESSIONS)),
-            "head": model.config.head,
-            "backbone": model.config.backbone,
-            "input": name,
-            "image_size": str(image_size),
-            "mean": json.dumps(model.preprocessing.mean),
-            "std": json.dumps(model.preprocessing.std),
-        },
-    )
+    onnx.helper.set_model_props(proto, metadata(model, image_size))
     path = Path(path)
     with atomic_path(path) as temporary:
         onnx.save_model(proto, str(temporary))

@@ -1,8 +1,9 @@
 """Input discovery: paths, folders, glob patterns, videos, PIL images and arrays -> frames to analyse.
 
-Folders contribute their image and video files (by suffix), sorted; a glob pattern the files it
-matches. Nothing is decoded until a frame is asked for, and anything that cannot be read becomes a
-:class:`Frame` with ``error`` set, so that the other inputs still run.
+Folders contribute their image and video files (by suffix), sorted, leaving out folders of
+mlfer's own pictures (:data:`~mlfer.data.images.OUTPUT_MARK`); a glob pattern the files it
+matches. Nothing is decoded until a frame is asked for, and anything that cannot be read becomes
+a :class:`Frame` with ``error`` set, so that the other inputs still run.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from mlfer.core.errors import MlferError
-from mlfer.data.images import IMAGE_SUFFIXES, read_image, to_rgb
+from mlfer.data.images import IMAGE_SUFFIXES, image_files, read_image, to_rgb
 from mlfer.faces.detect import check_rgb
 from mlfer.inference.video import VIDEO_SUFFIXES, is_video, iter_frames
 
@@ -95,11 +96,7 @@ def _array_frame(array: np.ndarray, name: str) -> Frame:
 def _path_sources(item: str | Path) -> Iterator[Path | Frame]:
     path = Path(item)
     if path.is_dir():
-        files = sorted(  # a broken link is kept: it gets a row saying it cannot be read
-            p
-            for p in path.rglob("*")
-            if (p.is_file() or p.is_symlink()) and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
-        )
+        files = image_files(path, IMAGE_SUFFIXES | VIDEO_SUFFIXES)  # broken links give error rows
         if not files:
             yield Frame(str(path), 0, None, str(MlferError("the folder holds no image or video file", path=path)))
         yield from files

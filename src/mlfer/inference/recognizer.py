@@ -3,7 +3,12 @@
 Inputs are expanded into frames by :mod:`mlfer.inference.inputs`; each frame gives a
 :class:`~mlfer.inference.table.Result` whose rows follow :data:`mlfer.inference.table.COLUMNS`
 (one per detected face; an image without a face gives one row with ``face_detected = False``,
-and an input that cannot be read one row with ``error`` set while the other inputs still run).
+and an input that cannot be read, detected or aligned one row with ``error`` set while the other
+inputs still run: :func:`mlfer.faces.boundary.guarded` is each picture's fault boundary).
+
+Memory is bounded whatever the batch size: pictures wait for their faces' batch only while
+they hold fewer than :data:`PIXEL_BUDGET` decoded pixels, and a forward pass takes at most
+:data:`FACE_PIXEL_BUDGET` face pixels (the batch is lowered for large faces).
 """
 
 from __future__ import annotations
@@ -20,11 +25,18 @@ from mlfer.core.errors import MlferError
 from mlfer.core.expressions import EXPRESSIONS
 from mlfer.evaluation.thresholds import as_thresholds
 from mlfer.faces.align import align_face
-from mlfer.faces.detect import FaceDetector
+from mlfer.faces.boundary import guarded
+from mlfer.faces.detect import Face, FaceDetector
 from mlfer.inference.inputs import Frame, Input, iter_inputs
 from mlfer.inference.table import Result, rows_to_frame
 from mlfer.models.checkpoint import load_model
 from mlfer.models.model import MultiLabelModel
+
+#: Most decoded pixels of pictures held while their faces wait for a batch (150 MB as RGB);
+#: one more picture is read before the batch is classified.
+PIXEL_BUDGET = 50_000_000
+#: Most face pixels in one forward pass, batch x image_size^2: 32 faces of 224 px.
+FACE_PIXEL_BUDGET = 32 * 224 * 224
 
 
 class Recognizer:
@@ -41,7 +53,8 @@ class Recognizer:
         detector: the face detector; ``None`` makes a :class:`~mlfer.faces.FaceDetector`.
         thresholds: six per-expression thresholds (RAF order, or a name -> value
             mapping) for the ``predicted`` column; ``None``: the model's.
-        batch_size: faces classified per forward pass.
+        batch_size: faces classified per forward pass, at most (lowered so that a pass
+            holds no more than :data:`FACE_PIXEL_BUDGET` face pixels: :attr:`batch`).
         image_size: side of the aligned faces fed to the model; ``None``: the model's.
     """
 
@@ -82,27 +95,37 @@ class Recognizer:
         """Side of the aligned faces fed to the model."""
         return self.preprocessing.image_size
 
+    @property
+    def batch(self) -> int:
+        """Faces per forward pass: ``batch_size``, lowered to fit :data:`FACE_PIXEL_BUDGET` (at least 1)."""
+        return max(1, min(self.batch_size, FACE_PIXEL_BUDGET // self.image_size**2))
+
     def classify(self, faces: list[np.ndarray]) -> np.ndarray:
-        """Probabilities (F x 6, RAF order) of aligned RGB faces, in batches of ``batch_size``."""
+        """Probabilities (F x 6, RAF order) of aligned RGB faces, in batches of :attr:`batch`."""
         outputs = [np.zeros((0, len(EXPRESSIONS)), dtype=np.float32)]
+        size = self.batch
         with torch.inference_mode():
-            for start in range(0, len(faces), self.batch_size):
-                batch = self.preprocessing.batch(faces[start : start + self.batch_size])
+            for start in range(0, len(faces), size):
+                batch = self.preprocessing.batch(faces[start : start + size])
                 outputs.append(torch.sigmoid(self.model(batch.to(self.device))).float().cpu().numpy())
         return np.concatenate(outputs)
 
     def iter_results(self, inputs: Input | Iterable[Input], every: int = 1) -> Iterator[Result]:
         """Yield one :class:`Result` per image or video frame, in input order.
 
-        Frames are read lazily and their faces classified together once ``batch_size``
-        faces (or frames) are waiting, so memory stays flat on long inputs.
+        Frames are read lazily and their faces classified together once :attr:`batch` faces
+        (or frames) are waiting, or the waiting frames hold :data:`PIXEL_BUDGET` pixels, so
+        memory stays flat on long inputs and does not grow with the batch size.
         """
         waiting: list[Result] = []
+        faces = pixels = 0
         for frame in iter_inputs(inputs, every):
             waiting.append(self._detect(frame))
-            if sum(len(result.faces) for result in waiting) >= self.batch_size or len(waiting) >= self.batch_size:
+            faces += len(waiting[-1].faces)
+            pixels += 0 if frame.image is None else frame.image.shape[0] * frame.image.shape[1]
+            if max(faces, len(waiting)) >= self.batch or pixels >= PIXEL_BUDGET:
                 yield from self._classify_waiting(waiting)
-                waiting = []
+                waiting, faces, pixels = [], 0, 0
         yield from self._classify_waiting(waiting)
 
     def iter_predict(self, inputs: Input | Iterable[Input], every: int = 1) -> Iterator[dict[str, Any]]:
@@ -133,12 +156,15 @@ class Recognizer:
         if frame.image.size == 0:
             return Result(frame, [], empty, self.thresholds, f"{frame.input}: the image is empty")
         try:
-            faces = self.detector.detect(frame.image)
-            template = self.preprocessing.template
-            aligned = [align_face(frame.image, face, self.image_size, template) for face in faces]
+            faces, aligned = guarded(frame.input, self._analyse, frame.image)
         except MlferError as error:
             return Result(frame, [], empty, self.thresholds, str(error))
         return Result(frame, faces, empty, self.thresholds, aligned=aligned)
+
+    def _analyse(self, image: np.ndarray) -> tuple[list[Face], list[np.ndarray]]:
+        """The faces of one picture and their aligned crops."""
+        faces = self.detector.detect(image)
+        return faces, [align_face(image, face, self.image_size, self.preprocessing.template) for face in faces]
 
     def _classify_waiting(self, waiting: list[Result]) -> Iterator[Result]:
         probabilities = self.classify([face for result in waiting for face in result.aligned])
