@@ -18,7 +18,7 @@ from builders import IMAGE_SIZE, NO_FACE, make_checkpoint
 from mlfer.cli import main
 from mlfer.core.config import ModelConfig
 from mlfer.core.errors import MlferError
-from mlfer.inference.explain import grad_cam
+from mlfer.inference.explain import FIGURE_FORMATS, Explanation, draw_explanations, grad_cam
 from mlfer.models.checkpoint import load_model
 from mlfer.models.model import build_model
 
@@ -99,3 +99,36 @@ def test_explain_errors_name_the_image(
     assert main(["explain", "--checkpoint", str(checkpoints[0]), str(group), "--face", "9", "--out", out]) == 2
     assert "field '--face': the image has" in capsys.readouterr().err
     assert not Path(out).exists()
+
+
+@pytest.mark.parametrize("name", ["x.txt", "x.pgf", "x", "x.raw"])
+def test_explain_refuses_a_figure_suffix_before_the_work(
+    checkpoints: tuple[Path, Path], tmp_path: Path, capsys, monkeypatch, name: str
+) -> None:
+    def no_work(*args, **kwargs):
+        raise AssertionError("the photo was read before --out was checked")
+
+    monkeypatch.setattr("mlfer.data.images.read_image", no_work)
+    out = tmp_path / name
+    assert main(["explain", "--checkpoint", str(checkpoints[0]), str(tmp_path / "any.jpg"), "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and f"{out}: cannot draw the figure as" in error[0] and ".png" in error[0]
+    assert not out.exists()
+
+
+def test_explain_refuses_a_folder_in_the_way_before_the_work(
+    checkpoints: tuple[Path, Path], tmp_path: Path, capsys, monkeypatch
+) -> None:
+    monkeypatch.setattr("mlfer.data.images.read_image", lambda *args: pytest.fail("the photo was read"))
+    (tmp_path / "figure.pdf").mkdir()
+    args = ["explain", "--checkpoint", str(checkpoints[0]), str(tmp_path / "any.jpg"), "--out"]
+    assert main([*args, str(tmp_path / "figure.pdf")]) == 2
+    assert "figure.pdf: is a folder, not a file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("suffix", FIGURE_FORMATS)
+def test_every_accepted_figure_suffix_is_drawn(tmp_path: Path, suffix: str) -> None:
+    face = np.zeros((IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+    explanation = Explanation("x", face, np.zeros((6, IMAGE_SIZE, IMAGE_SIZE)), np.zeros(6), np.full(6, 0.5))
+    draw_explanations([explanation], tmp_path / f"figure.{suffix}")
+    assert (tmp_path / f"figure.{suffix}").stat().st_size > 0

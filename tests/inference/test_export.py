@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +17,12 @@ from builders import IMAGE_SIZE, make_checkpoint
 from mlfer.cli import main
 from mlfer.core.config import ModelConfig
 from mlfer.core.expressions import EXPRESSIONS
-from mlfer.inference.export import FoldedClassifier
+from mlfer.faces.template import TEMPLATE
+from mlfer.inference.export import FoldedClassifier, input_shape
+from mlfer.inference.export import metadata as metadata_of
 from mlfer.models.checkpoint import load_model
 from mlfer.models.model import build_model
+from mlfer.models.preprocessing import Preprocessing
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +121,22 @@ def test_the_feature_scaling_is_folded_in(head: str) -> None:
         np.testing.assert_allclose(
             FoldedClassifier(model)(features).numpy(), torch.sigmoid(model(features)).numpy(), atol=1e-5
         )
+
+
+def test_the_printed_shape_has_the_model_s_channels(exported: tuple[Path, Path]) -> None:
+    grey = build_model(ModelConfig(backbone="resnet18", head="baseline", in_channels=1))
+    grey.preprocessing = Preprocessing(channels=1)  # as mlfer.load gives a grey model folder (the packaged one)
+    assert input_shape(grey) == "N x 1 x 224 x 224" and input_shape(grey, 48) == "N x 1 x 48 x 48"
+    assert input_shape(load_model(exported[0])) == f"N x 3 x {IMAGE_SIZE} x {IMAGE_SIZE}"
+
+
+def test_onnx_metadata_holds_the_framing_and_thresholds(exported: tuple[Path, Path]) -> None:
+    checkpoint, path = exported
+    metadata = {prop.key: prop.value for prop in onnx.load(str(path), load_external_data=False).metadata_props}
+    assert json.loads(metadata["template"]) == TEMPLATE.tolist()  # the test model has mlfer's own framing
+    assert json.loads(metadata["thresholds"]) == list(load_model(checkpoint).preprocessing.thresholds)
+    assert metadata["channels"] == "3"
+    framed = replace(load_model(checkpoint).preprocessing, template=((70.0, 90.0), (150.0, 90.0), (110.0, 170.0)))
+    model = load_model(checkpoint)
+    model.preprocessing = framed
+    assert json.loads(metadata_of(model, IMAGE_SIZE)["template"]) == [[70.0, 90.0], [150.0, 90.0], [110.0, 170.0]]

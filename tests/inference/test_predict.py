@@ -212,3 +212,39 @@ def test_the_model_s_preprocessing_is_used_unless_given(recognizer: Recognizer, 
     given = Recognizer(model, recognizer.detector, thresholds=[0.7] * 6, image_size=48)
     assert given.image_size == 48 and model.preprocessing.image_size == 32
     np.testing.assert_array_equal(given.thresholds, np.full(6, 0.7))
+
+
+def test_photos_held_at_once_do_not_grow_with_the_batch_size(
+    recognizer: Recognizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("mlfer.inference.recognizer.PIXEL_BUDGET", 3 * 400 * 300)
+    consumed: list[int] = []
+
+    def photos() -> Iterator[np.ndarray]:
+        for number in range(8):
+            consumed.append(number)
+            yield np.full((300, 400, 3), 90 + number, np.uint8)
+
+    huge = Recognizer(recognizer.model, recognizer.detector, batch_size=100_000)
+    results = huge.iter_results(photos())
+    next(results)
+    assert len(consumed) == 3  # the budget, not the batch of 100,000, decided when to classify
+    assert len(list(results)) == 7
+
+
+def test_the_batch_is_lowered_for_large_faces(recognizer: Recognizer) -> None:
+    from mlfer.inference.recognizer import FACE_PIXEL_BUDGET
+
+    big = Recognizer(recognizer.model, recognizer.detector, batch_size=100_000, image_size=512)
+    assert big.batch == FACE_PIXEL_BUDGET // 512**2 == 6
+    small = Recognizer(recognizer.model, recognizer.detector, batch_size=100_000, image_size=48)
+    assert small.batch == FACE_PIXEL_BUDGET // 48**2
+    assert Recognizer(recognizer.model, recognizer.detector, batch_size=3, image_size=48).batch == 3
+    assert Recognizer(recognizer.model, recognizer.detector, batch_size=8, image_size=2048).batch == 1
+    calls: list[int] = []
+    try:  # the passes' sizes, without running the network on 512 px faces
+        big.model.forward = lambda batch: calls.append(len(batch)) or torch.zeros(len(batch), 6)  # type: ignore[method-assign]
+        big.classify([np.zeros((512, 512, 3), np.uint8)] * 7)
+    finally:
+        del big.model.forward
+    assert calls == [6, 1]
