@@ -26,10 +26,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "reliability.md"
 START, END = "<!-- reliability:start -->", "<!-- reliability:end -->"
+#: The suites of tests/reliability/ (an empty list would make pytest run the whole suite).
 TESTS = sorted(
     str(path.relative_to(ROOT))
     for pattern in ("test_fuzz_*.py", "test_faults_*.py", "test_disk_full.py")
-    for path in (ROOT / "tests").glob(pattern)
+    for path in (ROOT / "tests" / "reliability").glob(pattern)
 )
 
 #: What each fuzz target was fed (rows of the first table).
@@ -50,6 +51,11 @@ FUZZED = {
     "glove": "GloVe text and .gz: random vocabularies and dimensions; one bad value in a label word's vector",
     "read_image": "images of 7 formats x 8 modes x EXIF orientations, damaged; random bytes with every image "
     "suffix; PNG/BMP/GIF headers declaring 100000 x 100000; empty files; truncated real photos",
+    "exif damage": "JPEG, WebP, TIFF and PNG pictures with a full EXIF block (orientation, text, Exif and GPS "
+    "IFDs) whose EXIF bytes are set, bit-flipped, zeroed from a point, or whose count/offset fields are made huge "
+    "(PNG's chunk CRC fixed so that the damage reaches the parser)",
+    "extreme geometries": "pictures of 1 px to 65,535 px sides and aspect ratios up to 65,535 (PNG, JPEG) read, "
+    "detected and aligned as `mlfer predict` does, in a forked child (an OpenCV abort counts as a crash)",
     "model folder sizes": "a model folder's `config.yaml` with sizes and counts set at random (negative, 0, not "
     "fitting the weights, 10^9, 2^63), layers added or removed; shapes in the weights header changed; each within "
     "1 s of CPU and 100 MB of memory",
@@ -93,6 +99,8 @@ OTHER = {
 
 def run_tests(log: Path, soak: bool) -> tuple[int, float, str]:
     """Run the tests, logging to ``log``; (pytest exit status, seconds, its summary line)."""
+    if not TESTS:
+        raise SystemExit(f"no reliability suites found under {ROOT / 'tests' / 'reliability'}")
     environment = {**os.environ, "MLFER_RELIABILITY_LOG": str(log), "MLFER_SOAK": "1" if soak else "0"}
     start = time.monotonic()
     finished = subprocess.run(

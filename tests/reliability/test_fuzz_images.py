@@ -9,18 +9,20 @@ the file.
 from __future__ import annotations
 
 import io
+import shutil
 import struct
 import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from faults import check_case, examples, mutated
+from faults import SOAK, check_case, examples, mutated, run_cli
 from mlfer.core.errors import MlferError
 from mlfer.data.images import IMAGE_SUFFIXES, read_image
 
@@ -166,3 +168,146 @@ def test_truncated_real_photos_are_refused_or_read(shared_data):
             path.write_bytes(photo[:cut])
             outcome = _read_back(path)
             assert isinstance(outcome, MlferError) or outcome.shape == (512, 512, 3)
+
+
+#: Formats whose EXIF block is fuzzed, by suffix (TIFF: the file's own header and first IFD).
+EXIF_FORMATS = {".jpg": "JPEG", ".webp": "WEBP", ".tiff": "TIFF", ".png": "PNG"}
+#: Cases of the EXIF fuzz: a few dozen in CI, over 2,000 in the soak.
+EXIF_CASES = settings(max_examples=2400 if SOAK else 40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _exif_block(orientation: int) -> bytes:
+    """EXIF with an orientation, text, an Exif IFD (a date, a rational) and a GPS IFD."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "Maker"
+    exif[0x0110] = "Model X"
+    exif.get_ifd(0x8769).update({0x9003: "2020:01:01 10:00:00", 0x920A: 4.5})
+    exif.get_ifd(0x8825).update({1: "N", 2: (1.0, 2.0, 3.5)})
+    return exif.tobytes()
+
+
+def _with_exif(suffix: str, orientation: int, seed: int) -> tuple[bytes, tuple[int, int]]:
+    """A 24 x 16 picture holding :func:`_exif_block`, and the byte span of its EXIF (TIFF: the
+    header and first IFD, where the orientation is)."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (16, 24, 3), dtype=np.uint8)
+    block = _exif_block(orientation)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=EXIF_FORMATS[suffix], exif=block)
+    data = buffer.getvalue()
+    if suffix == ".tiff":
+        order = "<" if data[:2] == b"II" else ">"
+        first = struct.unpack(order + "I", data[4:8])[0]
+        entries = struct.unpack(order + "H", data[first : first + 2])[0]
+        return data, (0, first + 2 + 12 * entries + 4)
+    start = data.find(block[6:])  # the TIFF structure after "Exif\0\0" (PNG and WebP store it bare)
+    assert start >= 0, suffix
+    return data, (start, start + len(block) - 6)
+
+
+def _fix_png_crc(data: bytearray) -> None:
+    """Recompute the eXIf chunk's CRC, so that the damage reaches the EXIF parser."""
+    at = bytes(data).find(b"eXIf")
+    if at >= 4:
+        length = struct.unpack(">I", data[at - 4 : at])[0]
+        data[at + 4 + length : at + 8 + length] = struct.pack(">I", zlib.crc32(bytes(data[at : at + 4 + length])))
+
+
+@st.composite
+def exif_damaged(draw: st.DrawFn, data: bytes, span: tuple[int, int], suffix: str) -> bytes:
+    """``data`` with its EXIF span damaged: bytes set or bit-flipped, a count or offset field
+    set to a huge value, or the span's tail zeroed."""
+    damaged = bytearray(data)
+    low, high = span
+    kind = draw(st.sampled_from(("bytes", "field", "tail")))
+    if kind == "bytes":
+        for _ in range(draw(st.integers(1, 8))):
+            at = draw(st.integers(low, high - 1))
+            damaged[at] = draw(st.sampled_from((0, 0xFF, damaged[at] ^ (1 << draw(st.integers(0, 7))))))
+    elif kind == "field":
+        at = draw(st.integers(low, high - 4))
+        damaged[at : at + 4] = draw(st.sampled_from((b"\xff\xff\xff\xff", b"\x7f\xff\xff\xff", b"\x00\x00\xff\xff")))
+    else:
+        at = draw(st.integers(low + 8, high - 1))
+        damaged[at:high] = bytes(high - at)
+    if suffix == ".png":
+        _fix_png_crc(damaged)
+    return bytes(damaged)
+
+
+@EXIF_CASES
+@given(
+    suffix=st.sampled_from(sorted(EXIF_FORMATS)),
+    orientation=st.sampled_from((1, 3, 6, 8)),
+    seed=st.integers(0, 99),
+    data=st.data(),
+)
+def test_fuzz_exif_damage(suffix: str, orientation: int, seed: int, data: st.DataObject) -> None:
+    valid, span = _with_exif(suffix, orientation, seed)
+    content = data.draw(exif_damaged(valid, span, suffix))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"photo{suffix}"
+        path.write_bytes(content)
+        outcome = check_case("exif damage", lambda: np.asarray(read_image(path)), [path], isolated=True)
+    if isinstance(outcome, np.ndarray) and suffix != ".tiff":  # a TIFF's IFD holds its size too
+        assert outcome.shape in ((16, 24, 3), (24, 16, 3))
+
+
+#: Picture shapes (height, width) at OpenCV's and MediaPipe's edges: 1 px, 65,535 px (PNG's and
+#: TIFF's largest side in practice), 32,767 (cv2.remap's limit), aspect ratios over 300.
+GEOMETRIES = [(100, 33_000), (33_000, 100), (1, 65_535), (65_535, 2), (1, 1), (2, 700), (300, 1), (32_767, 4)]
+
+
+def _geometry_cases() -> list[tuple[int, int]]:
+    """:data:`GEOMETRIES`, and in the soak 40 more drawn from the same edges."""
+    if not SOAK:
+        return GEOMETRIES
+    rng = np.random.default_rng(24)
+    sides = (1, 2, 3, 7, 100, 300, 4096, 32_766, 32_767, 32_768, 40_000, 65_500, 65_535)
+    drawn = []
+    while len(drawn) < 40:
+        height, width = (int(side) for side in rng.choice(sides, 2))
+        if height * width <= 8_000_000:  # a few MB each; larger pictures are refused by read_image
+            drawn.append((height, width))
+    return GEOMETRIES + drawn
+
+
+def _analyse(path: Path) -> int:
+    """Read, detect and align as ``mlfer predict`` does; the number of faces."""
+    from mlfer.faces import FaceDetector, align_face  # made in the child: MediaPipe does not survive a fork
+
+    image = np.asarray(read_image(path))
+    with FaceDetector() as detector:
+        faces = detector.detect(image)
+    return len([align_face(image, face, 48) for face in faces])
+
+
+@pytest.mark.parametrize("height, width", _geometry_cases())
+def test_extreme_geometries(tmp_path: Path, height: int, width: int) -> None:
+    suffix = ".jpg" if max(height, width) <= 65_500 and height * width > 1_000_000 else ".png"
+    path = tmp_path / f"picture{suffix}"
+    Image.new("RGB", (width, height), (120, 90, 80)).save(path)
+    outcome = check_case("extreme geometries", lambda: _analyse(path), [path], seconds=60, isolated=True)
+    assert outcome == 0 or isinstance(outcome, MlferError)
+
+
+def test_predict_goes_on_past_a_too_wide_and_a_damaged_exif_photo(shared_data: Path, tmp_path: Path) -> None:
+    """#24's acceptance: three inputs in the table, exit 0, the normal photo's face classified."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", (33_000, 100), (120, 90, 80)).save(photos / "wide.jpg", quality=80)  # 58 KB
+    block = bytearray(_exif_block(6))
+    make = bytes(block).index(b"\x01\x0f\x00\x02")
+    block[make + 1] = 0x1A  # Make's text under XResolution's number: exif_transpose raised TypeError
+    Image.new("RGB", (40, 30), (200, 180, 160)).save(photos / "exif.jpg", exif=bytes(block))
+    shutil.copy(shared_data / "faces" / "single_face.jpg", photos / "single_face.jpg")
+    out = tmp_path / "faces.csv"
+    run = run_cli(["predict", str(photos), "--out", str(out), "--annotate", str(tmp_path / "seen")], tmp_path / "run")
+    run.check_finished()
+    table = pd.read_csv(out, keep_default_na=False)
+    assert sorted(Path(name).name for name in table["input"]) == ["exif.jpg", "single_face.jpg", "wide.jpg"]
+    face = table[table["input"].str.endswith("single_face.jpg")].iloc[0]
+    assert face["face_detected"] and face["error"] == "" and 0.0 <= float(face["happiness"]) <= 1.0
+    assert not table[table["input"].str.endswith("wide.jpg")].iloc[0]["face_detected"]
+    assert table[table["input"].str.endswith("exif.jpg")].iloc[0]["error"] == ""  # read, as stored or turned
+    assert not [path for path in tmp_path.rglob("*") if path.name.endswith(".part")]
