@@ -10,9 +10,19 @@
   tables hold the paper's numbers; the documented prediction columns and checkpoint files
   are the real ones; README and .ci/run run the same test command.
 
-Placeholders of the commands that are run. Each runs in a fresh folder beside a link
-``shared`` to the real ``../shared`` folder, so ``../shared/data/...`` paths work as
-written, and relative outputs (``--out runs/x``) land in that folder. Then:
+Each command that is run runs in a fresh folder beside a link ``shared`` to the real
+``../shared`` folder, so ``../shared/data/...`` paths work as written, and relative outputs
+(``--out runs/x``) land in that folder.
+
+README.md's commands run exactly as written, nothing substituted: a new user types them in
+order, so every file one reads must be in the repository, in ``../shared/data``, or written by
+an earlier README command (a test checks this from the commands alone). Their folder holds
+what the earlier commands write: the quick model (trained once by the module fixture with
+the README's own ``mlfer train ... --out quick-model``), and in place of ``mlfer demo``'s
+minutes, its ``face.png`` drawn by the demo's own function and its two model folders as
+links to the quick model.
+
+The guides in docs/ use placeholders:
 
 - ``--checkpoint X`` (any X) is the README's quick model: the module fixture trains it by
   running the README's ``mlfer train ... --out quick-model`` command as written;
@@ -336,9 +346,95 @@ def substitute(args: argparse.Namespace, folder: Path, model: Path) -> argparse.
     return args
 
 
+#: Arguments through which commands read files and folders, and through which they write them.
+READ_ARGUMENTS = ("checkpoint", "inputs", "image", "dataset", "prototypes", "labels", "src")
+WRITE_ARGUMENTS = ("out", "annotate")
+
+
+def readme_commands() -> list[DocCommand]:
+    """README's complete commands, in the order a reader meets them."""
+    return [command for command in COMMANDS if command.doc == "README.md" and not command.partial]
+
+
+def argument_paths(args: argparse.Namespace, names: tuple[str, ...]) -> list[Path]:
+    """The paths given to the arguments ``names`` (dataset specs reduced to their target; synthetic
+    data and the packaged model, given by no path, read no file)."""
+    paths = []
+    for name in names:
+        value = getattr(args, name, None)
+        for item in value if isinstance(value, list) else [value]:
+            if item is None:
+                continue
+            text = str(item)
+            if name in ("dataset", "prototypes", "labels"):
+                kind, colon, target = text.partition(":")
+                if kind.split("?")[0] == "synthetic":
+                    continue
+                text = (target if colon else text).split("?")[0]
+            paths.append(Path(text))
+    return paths
+
+
+def written_by(command: DocCommand, args: argparse.Namespace) -> set[Path]:
+    """What a command writes: its ``--out`` and ``--annotate``, and for ``mlfer demo`` the files
+    and model folders in its ``--out`` (the tiny demo of tests/experiments/test_demo.py checks
+    that they are written)."""
+    from mlfer.experiments.demo import DEMO_OUTPUTS
+
+    written = set(argument_paths(args, WRITE_ARGUMENTS))
+    if command.name == "demo":
+        written |= {Path(args.out) / name for name in DEMO_OUTPUTS}
+    return written
+
+
+def ignored_at_the_root() -> set[str]:
+    """The root-level names .gitignore keeps out of the repository (``/mlfer-demo/``, ``/faces.csv``)."""
+    lines = (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+    return {line.strip().strip("/") for line in lines if line.startswith("/")}
+
+
+def test_readme_commands_read_only_what_a_new_user_has():
+    """Every file a README command reads is in the repository, in ../shared/data, or written by an
+    earlier README command: a fresh clone runs them in order as written (``face.png``, which no
+    command wrote, was missed when the runner substituted a sample photo for it)."""
+    ignored, has_shared = ignored_at_the_root(), (ROOT.parent / "shared" / "data").is_dir()
+    written: set[Path] = set()
+    missing = []
+    for command in readme_commands():
+        args = build_parser().parse_args(list(command.argv))
+        for path in argument_paths(args, READ_ARGUMENTS):
+            shared = path.parts[:3] == ("..", "shared", "data")
+            in_repo = not shared and path.parts[0] not in ignored and (ROOT / path).exists()
+            if not (in_repo or (shared and ((ROOT / path).exists() or not has_shared)) or path in written):
+                missing.append(f"{command}\n  reads {path}")
+        written |= written_by(command, args)
+    assert not missing, "\n".join(missing)
+    assert Path("mlfer-demo/face.png") in written  # the demo's outputs are seen, so the check can pass for them
+
+
+def write_earlier_readme_outputs(command: DocCommand, folder: Path, model: Path) -> None:
+    """Put into ``folder`` what the README commands before ``command`` write: a link to the quick
+    model, and for ``mlfer demo`` (minutes) its face, drawn by the demo's own function, and its
+    model folders as links to the quick model."""
+    from mlfer.experiments.demo import DEMO_MODELS, save_explain_face
+    from mlfer.experiments.settings import DemoSettings
+
+    for earlier in readme_commands():
+        if earlier.line >= command.line:
+            break
+        args = build_parser().parse_args(list(earlier.argv))
+        if is_quick_model_command(earlier):
+            (folder / QUICK_MODEL).symlink_to(model, target_is_directory=True)
+        elif earlier.name == "demo":
+            save_explain_face(DemoSettings(size=args.size, seed=args.seed), folder / args.out / "face.png")
+            for name in DEMO_MODELS:
+                (folder / args.out / name).symlink_to(model, target_is_directory=True)
+
+
 @pytest.mark.parametrize("command", RUNNABLE, ids=lambda command: f"{command.doc}:{command.line}")
 def test_documented_command_runs(command: DocCommand, project: Path, tmp_path: Path, monkeypatch, capsys):
-    """Run the command with the placeholders substituted; its shown output must match."""
+    """Run the command (README's as written, the guides' with the placeholders substituted); its shown
+    output must match."""
     model = project / QUICK_MODEL
     if is_quick_model_command(command):  # the module fixture ran it
         assert (model / "model.safetensors").is_file() and (model / "config.yaml").is_file()
@@ -347,7 +443,11 @@ def test_documented_command_runs(command: DocCommand, project: Path, tmp_path: P
     folder.mkdir()
     monkeypatch.setenv("MLFER_CACHE", str(project.parent / "cache"))
     monkeypatch.chdir(folder)
-    args = substitute(parse(command, capsys), folder, model)
+    if command.doc == "README.md":
+        write_earlier_readme_outputs(command, folder, model)
+        args = parse(command, capsys)
+    else:
+        args = substitute(parse(command, capsys), folder, model)
     capsys.readouterr()
     assert args.handler(args) == 0, str(command)
     printed = capsys.readouterr().out
@@ -485,3 +585,22 @@ def test_reproduction_tables_hold_the_papers_numbers(shared_data: Path):
         for column, model in enumerate(models):
             assert [row[1 + 2 * column] for row in cells] == expected[(dataset, model)], (dataset, model)
             assert all(row[2 + 2 * column] == "" for row in cells), "the 'yours' columns start empty"
+
+
+def test_readme_sample_table_names_inputs_as_predict_writes_them(monkeypatch):
+    """The sample table under README's first ``mlfer predict`` shows its ``input`` column as the
+    command writes it: each path as given on the command line (a bare name would hide which folder
+    a file came from)."""
+    from mlfer.inference.inputs import iter_inputs
+
+    text = section("README.md", "## Predict on your own photos")
+    command_block, table = re.findall(r"```\w*\n(.*?)```", text, flags=re.S)[:2]
+    (command,) = fenced_commands("README.md", f"```bash\n{command_block}```\n")
+    assert command.name == "predict" and "--checkpoint" not in command.argv
+    header, *rows = table.splitlines()
+    assert header.split()[0] == "input" and rows
+    monkeypatch.chdir(ROOT)  # the names do not depend on the files being there
+    names = list(
+        dict.fromkeys(frame.input for frame in iter_inputs(build_parser().parse_args(list(command.argv)).inputs))
+    )
+    assert list(dict.fromkeys(row.split()[0] for row in rows)) == names

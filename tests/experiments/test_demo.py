@@ -3,13 +3,18 @@
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
 import mlfer
 from mlfer.cli import build_parser, main
+from mlfer.core.expressions import EXPRESSIONS
 from mlfer.data import load_dataset
+from mlfer.data.synthetic import render_faces
+from mlfer.experiments.demo import DEMO_OUTPUTS, EXPLAIN_LABELS, save_explain_face
 from mlfer.experiments.settings import DemoSettings
 from mlfer.runtime.reproduce import intra_op_threads
 
@@ -44,8 +49,10 @@ def test_tiny_demo(tmp_path, capsys):
     assert "baseline" in printed and "svml-rgcn" in printed and "AP↑" in printed
     table = pd.read_csv(out / "table.csv", index_col="model")
     assert list(table.index) == ["baseline", "svml-rgcn"]
-    for name in ("table.md", "graph.png", "curves.png", "backbone/backbone.safetensors"):
-        assert (out / name).stat().st_size > 0, name
+    for name in (*DEMO_OUTPUTS, "backbone/backbone.safetensors"):  # tests/test_docs.py trusts DEMO_OUTPUTS
+        assert (out / name).exists() and (out / name).stat().st_size > 0, name
+    assert np.asarray(Image.open(out / "face.png")).shape == (32, 32, 3)  # the demo's size
+    assert f"{out / 'face.png'}" in printed
     history = pd.read_csv(out / "svml-rgcn" / "history.csv")
     assert history["epoch"].max() == 80  # the paper's schedule on the cached features
     assert history.loc[history["epoch"] == 21, "lr_head"].item() == pytest.approx(2e-5)  # lr / 10 after 20
@@ -82,3 +89,24 @@ def test_intra_op_threads_restores_the_count_after_an_error():
         assert torch.get_num_threads() == 1
         raise ValueError("inside")
     assert torch.get_num_threads() == before
+
+
+def test_explain_face_is_a_fig7_blend_no_model_learnt_from(tmp_path):
+    """README's ``mlfer explain mlfer-demo/face.png``: the face shows surprise, happiness and anger,
+    is drawn from a seed none of the demo's face sets uses, and the detector finds it."""
+    from mlfer.faces.detect import FaceDetector
+
+    settings = DemoSettings()
+    path = save_explain_face(settings, tmp_path / "face.png")
+    face = np.asarray(Image.open(path))
+    assert face.shape == (settings.size, settings.size, 3)
+    labels = [[name in EXPLAIN_LABELS for name in EXPRESSIONS]]
+    assert sorted(EXPLAIN_LABELS) == ["anger", "happiness", "surprise"]
+    np.testing.assert_array_equal(face, render_faces(np.array(labels, np.uint8), seed=3, size=settings.size).images[0])
+    used = {
+        int(re.search(r"seed=(\d+)", spec)[1])
+        for spec in (settings.faces_spec, settings.basic_spec, settings.prototype_spec)
+    }
+    assert settings.seed + 3 not in used
+    with FaceDetector(0.5) as detector:
+        assert len(detector.detect(face)) == 1

@@ -17,8 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run the whole method offline on synthetic blended-expression faces (about 5 minutes on 2 CPU cores)",
         description="Generate synthetic faces, pre-train a ResNet18 trunk on single-expression faces, train the "
         "baseline and SVML-RGCN heads on blended faces with the paper's schedule, print the comparison and write "
-        "OUT/table.md, OUT/graph.png (the label graph) and OUT/curves.png (training curves). A rerun with the "
-        "same OUT reuses what is finished.",
+        "OUT/table.md, OUT/graph.png (the label graph), OUT/curves.png (training curves) and OUT/face.png (a "
+        "synthetic face showing surprise, happiness and anger, for mlfer explain). A rerun with the same OUT "
+        "reuses what is finished.",
     )
     parser.add_argument(
         "--out", type=Path, default=Path("mlfer-demo"), metavar="DIR", help="output folder (default: mlfer-demo)"
@@ -60,5 +61,7 @@ def run(args: argparse.Namespace) -> int:
     )
     frame = run_demo(args.out, settings, progress=not args.quiet)
     print(comparison_text(frame))
-    print(f"wrote {args.out / 'table.md'}, {args.out / 'graph.png'}, {args.out / 'curves.png'}")
+    print(
+        f"wrote {args.out / 'table.md'}, {args.out / 'graph.png'}, {args.out / 'curves.png'}, {args.out / 'face.png'}"
+    )
     return 0

@@ -6,7 +6,9 @@
    goes through that frozen trunk once; the baseline and the SVML-RGCN heads train on the
    cached features with the same split and seed, the paper's 80-epoch schedule, and the
    visual prototypes (eq. 5) of a further, held-out set of basic faces.
-3. The comparison table, the label graph and the training curves are written to ``OUT``.
+3. The comparison table, the label graph and the training curves are written to ``OUT``, with
+   a face for ``mlfer explain`` (the paper's Fig. 7): drawn afresh, labelled surprise, happiness
+   and anger.
 """
 
 from __future__ import annotations
@@ -16,10 +18,14 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from PIL import Image
 
 from mlfer.core.config import PAPER_LR_STEP, make_config
+from mlfer.core.expressions import EXPRESSIONS
 from mlfer.core.fileio import atomic_path
+from mlfer.data.synthetic import render_faces
 from mlfer.evaluation.metrics import METRIC_NAMES
 from mlfer.evaluation.report import heading
 from mlfer.experiments.ablation import compare_models
@@ -35,6 +41,13 @@ DEMO_MODELS: tuple[str, ...] = ("baseline", "svml-rgcn")
 PAPER_HEAD_SCHEDULE = {"train.scale_features": False, "train.lr_step": PAPER_LR_STEP}
 #: Adam learning rate of the trunk and its new classifier, trained from scratch.
 PRETRAIN_LR = 1e-3
+#: The labels of the face the demo saves for ``mlfer explain``: a blend like the paper's Fig. 7.
+EXPLAIN_LABELS: tuple[str, ...] = ("surprise", "happiness", "anger")
+#: That face's seed is the demo's seed plus this: the blended, basic and prototype faces take seed,
+#: seed + 1 and seed + 2, so none of the faces the models learnt from is this one.
+EXPLAIN_SEED_OFFSET = 3
+#: What ``run_demo`` writes into its folder (besides ``backbone/`` and ``cache/``).
+DEMO_OUTPUTS: tuple[str, ...] = ("table.md", "table.csv", "graph.png", "curves.png", "face.png", *DEMO_MODELS)
 
 
 def pretrained_trunk(settings: DemoSettings, out_dir: Path, progress: bool) -> Path:
@@ -81,7 +94,18 @@ def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(), progr
     with atomic_path(out_dir / "graph.png") as temporary:
         shutil.copyfile(out_dir / "svml-rgcn" / "graph.png", temporary)
     plot_curves(results, out_dir / "curves.png")
+    save_explain_face(settings, out_dir / "face.png")
     return frame
+
+
+def save_explain_face(settings: DemoSettings, path: Path) -> Path:
+    """Save the face of README's ``mlfer explain`` example: one synthetic face of the demo's size
+    showing :data:`EXPLAIN_LABELS`, drawn with the seed ``settings.seed + EXPLAIN_SEED_OFFSET``."""
+    labels = np.array([[name in EXPLAIN_LABELS for name in EXPRESSIONS]], dtype=np.uint8)
+    face = render_faces(labels, seed=settings.seed + EXPLAIN_SEED_OFFSET, size=settings.size)
+    with atomic_path(path) as temporary:
+        Image.fromarray(face.images[0]).save(temporary, format="PNG")
+    return path
 
 
 def plot_curves(results: dict[str, TrainingResults], path: Path) -> None:
