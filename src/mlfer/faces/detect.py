@@ -21,6 +21,7 @@ import numpy as np
 
 from mlfer.core.errors import MlferError
 from mlfer.faces.boundary import detection_view
+from mlfer.faces.quiet import quiet_graphs
 
 #: MediaPipe's ``model_selection`` values: 0 short range (within ~2 m), 1 full range (~5 m).
 MODELS: tuple[int, ...] = (0, 1)
@@ -138,9 +139,11 @@ class FaceDetector:
             ) from error
         self.min_score = min_score
         self.iou_threshold = iou_threshold
-        self._models: list[Any] | None = [
-            face_detection.FaceDetection(model_selection=model, min_detection_confidence=min_score) for model in MODELS
-        ]
+        self._models: list[Any] | None = quiet_graphs(  # MediaPipe's C++ log lines kept off stderr
+            lambda: [
+                face_detection.FaceDetection(model_selection=m, min_detection_confidence=min_score) for m in MODELS
+            ]
+        )
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Detect faces in an RGB uint8 H x W x 3 image.
