@@ -2,15 +2,16 @@
 
 MediaPipe's graphs write straight to file descriptor 2, from C++ and from their own threads:
 TFLite's ``INFO: Created TensorFlow Lite XNNPACK delegate for CPU.`` when a graph is made,
-absl's ``WARNING: All log messages before absl::InitializeLog() is called ...`` and
-``W0000 ... Feedback manager requires a model with a single signature ...`` when a graph
-starts, on its first ``process()``. Python's :mod:`logging` never sees them, and neither
+then, some milliseconds later when its inference calculator opens, absl's ``WARNING: All log
+messages before absl::InitializeLog() is called ...`` and ``W0000 ... Feedback manager requires
+a model with a single signature ...``. Python's :mod:`logging` never sees them, and neither
 ``GLOG_minloglevel`` nor ``TF_CPP_MIN_LOG_LEVEL`` stops them (tried with mediapipe 0.10.21:
-absl's log is not glog's, and TFLite's minimal logging reads neither). So :func:`library_output`
-points file descriptor 2 at a temporary file while a graph is made and while it first runs,
-then writes back every captured line except the known library lines: absl lines of level
-INFO or WARNING and TFLite's ``INFO:`` lines. Errors (``E``/``F`` lines), Python warnings
-and anything else written meanwhile reach stderr as before, only a little later.
+absl's log is not glog's, and TFLite's minimal logging reads neither). So :func:`quiet_graphs`
+makes the graphs and runs each once on a blank picture under :func:`library_output`, which
+points descriptor 2 at a temporary file for the block and then writes back every captured line
+except the library's chatter (:data:`NOISE`: absl lines of level INFO or WARNING, TFLite's
+``INFO:`` lines). Errors (``E``/``F`` lines), Python warnings and anything else written
+meanwhile reach stderr as before, only a little later.
 
 ``MLFER_VERBOSE=1`` (the commands' ``--verbose``) leaves descriptor 2 alone.
 """
@@ -24,7 +25,9 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
 
 #: The environment variable that lets the library lines through (``1``, ``true``, ``yes``, ``on``).
 VERBOSE_VARIABLE = "MLFER_VERBOSE"
@@ -38,9 +41,21 @@ NOISE = re.compile(
     rb")"
 )
 
+#: The picture each graph first runs on, while its start-up lines are held back.
+WARM_UP = np.zeros((64, 64, 3), dtype=np.uint8)
+
 _lock = threading.RLock()
 _depth = 0
-T = TypeVar("T")
+
+
+class Graph(Protocol):
+    """What :func:`quiet_graphs` needs of a MediaPipe solution."""
+
+    def process(self, image: np.ndarray) -> Any:
+        """Run the graph on an RGB picture."""
+
+
+T = TypeVar("T", bound=Graph)
 
 
 def verbose() -> bool:
@@ -102,34 +117,15 @@ def library_output() -> Iterator[None]:
             os.close(saved)
 
 
-class QuietGraph:
-    """A MediaPipe solution whose first ``process()`` (when its graph starts and logs) runs under
-    :func:`library_output`; later calls go straight through.
+def quiet_graphs(make: Callable[[], list[T]]) -> list[T]:
+    """The MediaPipe graphs ``make()`` returns, made and started under :func:`library_output`.
 
-    Args:
-        graph: the MediaPipe solution (``FaceDetection``), with ``process`` and ``close``.
+    A graph logs from its own threads some milliseconds after it is made, when its inference
+    calculator opens; each graph therefore runs once on :data:`WARM_UP` (a blank picture, no
+    face) inside the block, so that those lines are written before descriptor 2 is given back.
     """
-
-    def __init__(self, graph: Any) -> None:
-        self._graph = graph
-        self._started = False
-
-    def process(self, image: Any) -> Any:
-        """The graph's ``process(image)``."""
-        if self._started:
-            return self._graph.process(image)
-        with library_output():
-            result = self._graph.process(image)
-        self._started = True
-        return result
-
-    def close(self) -> None:
-        """Close the graph."""
-        self._graph.close()
-
-
-def quiet_graphs(make: Callable[[], list[T]]) -> list[QuietGraph]:
-    """The graphs ``make()`` returns, made under :func:`library_output` and wrapped in :class:`QuietGraph`."""
     with library_output():
         graphs = make()
-    return [QuietGraph(graph) for graph in graphs]
+        for graph in graphs:
+            graph.process(WARM_UP)
+    return graphs
