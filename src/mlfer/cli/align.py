@@ -43,6 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--size", type=_size, default=TEMPLATE_SIZE, help="side of the aligned faces (default: 224)")
     parser.add_argument("--min-score", type=_score, default=0.5, help="minimum detection score (default: 0.5)")
     parser.add_argument("--all-faces", action="store_true", help="write every face, not only the largest")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="let MediaPipe's own log lines (TFLite, absl) through to stderr; the same as MLFER_VERBOSE=1",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -50,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
     """Run ``mlfer align``; problems with single images go to the report, not the exit status."""
     from mlfer.faces.detect import FaceDetector
     from mlfer.faces.folder import REPORT_NAME, align_folder
+    from mlfer.faces.quiet import set_verbose
+
+    set_verbose(args.verbose)  # before MediaPipe starts
 
     with FaceDetector(min_score=args.min_score) as detector:
         summary = align_folder(args.src, args.dst, detector, size=args.size, all_faces=args.all_faces)

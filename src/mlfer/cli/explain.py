@@ -61,6 +61,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "most class-specific, layer3 (stride 16) twice as fine, for small inputs",
     )
     parser.add_argument("--min-score", type=float, default=0.5, metavar="S", help="face detection score (default 0.5)")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="let MediaPipe's own log lines (TFLite, absl) through to stderr; the same as MLFER_VERBOSE=1",
+    )
     add_trust_argument(parser)
     parser.set_defaults(handler=run)
 
@@ -72,8 +77,11 @@ def run(args: argparse.Namespace) -> int:
     from mlfer.faces.align import align_face
     from mlfer.faces.boundary import guarded
     from mlfer.faces.detect import FaceDetector
+    from mlfer.faces.quiet import set_verbose
     from mlfer.inference.explain import draw_explanations, explain_face, figure_format
     from mlfer.models.checkpoint import load_model
+
+    set_verbose(args.verbose)  # before MediaPipe starts
 
     figure_format(args.out)
     check_destination(args.out)

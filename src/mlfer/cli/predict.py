@@ -66,6 +66,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="cpu",
         help="where the model runs: cpu (default), cuda or auto; under torchrun each process its GPU",
     )
+    parser.add_argument(
+        "--engine",
+        choices=("auto", "onnx", "torch"),
+        help="what runs the model: auto (default, or $MLFER_ENGINE): onnxruntime on the CPU (its ONNX export is "
+        "kept in ~/.cache/mlfer/onnx), PyTorch on a GPU; onnx; torch",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="let MediaPipe's own log lines (TFLite, absl) through to stderr; the same as MLFER_VERBOSE=1",
+    )
     add_trust_argument(parser)
     parser.set_defaults(handler=run)
 
@@ -75,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     under torchrun each process takes a contiguous block of the input files."""
     from mlfer.core.fileio import check_destination
     from mlfer.faces import FaceDetector
+    from mlfer.faces.quiet import set_verbose
     from mlfer.inference.drawing import mark_output_folder, rows_with_pictures
     from mlfer.inference.inputs import iter_sources
     from mlfer.inference.recognizer import Recognizer
@@ -84,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
     from mlfer.runtime.distributed import is_main, process_group, rank, rank_block, world_size
     from mlfer.runtime.progress import show_progress
 
+    set_verbose(args.verbose)  # before MediaPipe starts
+
     kind = output_format(args.out)
     check_destination(args.out)
     if args.annotate is not None:
@@ -91,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         mark_output_folder(args.annotate)  # before the inputs are listed: its pictures are never inputs
     with process_group(args.device) as device, FaceDetector(args.min_score) as detector:
         model = load_model(args.checkpoint, device, args.thresholds, trust_unverified=args.trust_unverified_weights)
-        recognizer = Recognizer(model, detector, batch_size=args.batch_size)
+        recognizer = Recognizer(model, detector, batch_size=args.batch_size, engine=args.engine)
         sources = list(iter_sources(args.inputs))
         frames = recognizer.iter_results(sources[rank_block(len(sources))], args.every)
         results = show_progress(frames, "predict", unit="frame", disable=not is_main())
