@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,10 @@ from mlfer.train.loop import enable_huge_pages
 
 # The suite trains in-process, as the training commands do: huge pages before the first tensor.
 enable_huge_pages()
+# Most tests classify with small models of their own, each of which onnxruntime would first need
+# exported (seconds each): they run in PyTorch, and tests/inference/test_engine.py checks that
+# onnxruntime, what users get on the CPU, gives the same probabilities.
+os.environ["MLFER_ENGINE"] = "torch"
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

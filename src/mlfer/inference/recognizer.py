@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from mlfer.core.errors import MlferError
 from mlfer.core.expressions import EXPRESSIONS
@@ -27,6 +26,7 @@ from mlfer.evaluation.thresholds import as_thresholds
 from mlfer.faces.align import align_face
 from mlfer.faces.boundary import guarded
 from mlfer.faces.detect import Face, FaceDetector
+from mlfer.inference.engine import Engine, choose_engine
 from mlfer.inference.inputs import Frame, Input, iter_inputs
 from mlfer.inference.table import Result, rows_to_frame
 from mlfer.models.checkpoint import load_model
@@ -56,6 +56,9 @@ class Recognizer:
         batch_size: faces classified per forward pass, at most (lowered so that a pass
             holds no more than :data:`FACE_PIXEL_BUDGET` face pixels: :attr:`batch`).
         image_size: side of the aligned faces fed to the model; ``None``: the model's.
+        engine: what runs the model (:func:`~mlfer.inference.engine.choose_engine`): ``auto``
+            (onnxruntime on the CPU, PyTorch on a GPU), ``onnx`` or ``torch``; ``None``:
+            ``$MLFER_ENGINE``, else ``auto``. Made on the first :meth:`classify`.
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class Recognizer:
         thresholds: np.ndarray | list[float] | dict[str, float] | None = None,
         batch_size: int = 32,
         image_size: int | None = None,
+        engine: str | None = None,
     ) -> None:
         if model is None:
             model = load_model()
@@ -83,7 +87,15 @@ class Recognizer:
         self.detector = detector if detector is not None else FaceDetector()
         self.preprocessing = preprocessing
         self.batch_size = batch_size
-        self.device = next(model.parameters()).device
+        self.engine_kind = engine
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        """What runs the model: made once, on first use."""
+        if self._engine is None:
+            self._engine = choose_engine(self.model, self.image_size, self.engine_kind)
+        return self._engine
 
     @property
     def thresholds(self) -> np.ndarray:
@@ -104,10 +116,8 @@ class Recognizer:
         """Probabilities (F x 6, RAF order) of aligned RGB faces, in batches of :attr:`batch`."""
         outputs = [np.zeros((0, len(EXPRESSIONS)), dtype=np.float32)]
         size = self.batch
-        with torch.inference_mode():
-            for start in range(0, len(faces), size):
-                batch = self.preprocessing.batch(faces[start : start + size])
-                outputs.append(torch.sigmoid(self.model(batch.to(self.device))).float().cpu().numpy())
+        for start in range(0, len(faces), size):
+            outputs.append(self.engine(self.preprocessing.batch(faces[start : start + size])))
         return np.concatenate(outputs)
 
     def iter_results(self, inputs: Input | Iterable[Input], every: int = 1) -> Iterator[Result]:

@@ -22,6 +22,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from mlfer.core.fileio import atomic_path
+from mlfer.runtime.cache_home import cache_home
 from mlfer.runtime.distributed import barrier, is_local_main, sum_across
 from mlfer.runtime.hashing import tensor_sha256
 
@@ -34,8 +35,7 @@ def default_cache_dir() -> Path:
     """``$MLFER_CACHE``, else ``$XDG_CACHE_HOME/mlfer/features``, else ``~/.cache/mlfer/features``."""
     if os.environ.get("MLFER_CACHE"):
         return Path(os.environ["MLFER_CACHE"])
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "mlfer" / "features"
+    return cache_home() / "features"
 
 
 class FeatureCache:
