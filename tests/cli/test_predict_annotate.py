@@ -1,5 +1,5 @@
-"""``mlfer predict --annotate``: picture names too long, a folder in a picture's place, and the
-annotated folder left out of the inputs of later runs."""
+"""``mlfer predict --annotate``: picture names too long, a folder in a picture's place, the
+annotated folder left out of the inputs of later runs, and a picture without a face marked."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
 from builders import make_checkpoint
 from mlfer.cli import main
@@ -89,3 +91,16 @@ def test_an_annotate_folder_inside_the_input_folder_is_not_read_back(
     # Without --annotate too: the folder is marked as mlfer's output.
     assert main(["predict", "--checkpoint", str(checkpoint), str(photos), "--out", str(tmp_path / "plain.csv")]) == 0
     assert len(pd.read_csv(tmp_path / "plain.csv")) == 2
+
+
+def test_a_picture_without_a_face_is_saved_marked(checkpoint: Path, shared_data: Path, tmp_path: Path) -> None:
+    landscape = shared_data / "faces" / "free-mountain-vector-01.jpg"
+    annotated = tmp_path / "annotated"
+    assert _predict(checkpoint, [landscape], tmp_path / "t.csv", annotated) == 0
+    (name,) = _pictures(annotated)
+    with Image.open(annotated / name) as saved, Image.open(landscape) as original:
+        assert saved.size == original.size
+        difference = np.abs(np.asarray(saved, float) - np.asarray(original.convert("RGB"), float)).mean(axis=2)
+    height, width = difference.shape
+    assert (difference[: height // 10, : width // 10] > 60).mean() > 0.05  # the "no face" label, top left
+    assert (difference[height // 4 :, width // 4 :] > 60).mean() < 0.001  # and nothing else
