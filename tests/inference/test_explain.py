@@ -18,7 +18,15 @@ from builders import IMAGE_SIZE, NO_FACE, make_checkpoint
 from mlfer.cli import main
 from mlfer.core.config import ModelConfig
 from mlfer.core.errors import MlferError
-from mlfer.inference.explain import FIGURE_FORMATS, Explanation, draw_explanations, grad_cam
+from mlfer.inference.explain import (
+    FIGURE_FORMATS,
+    Explanation,
+    draw_explanations,
+    figure_title,
+    grad_cam,
+    row_label,
+    training_data,
+)
 from mlfer.models.checkpoint import load_model
 from mlfer.models.model import build_model
 
@@ -132,3 +140,49 @@ def test_every_accepted_figure_suffix_is_drawn(tmp_path: Path, suffix: str) -> N
     explanation = Explanation("x", face, np.zeros((6, IMAGE_SIZE, IMAGE_SIZE)), np.zeros(6), np.full(6, 0.5))
     draw_explanations([explanation], tmp_path / f"figure.{suffix}")
     assert (tmp_path / f"figure.{suffix}").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ("synthetic:300?size=48&seed=3", "synthetic cartoon faces"),
+        ("synthetic:2000", "synthetic cartoon faces"),
+        ("ferplus:../shared/data/ferplus?test=valid&keep_unlabelled=true", "FER+"),
+        ("raf-ml:/data/RAF-ML", "RAF-ML"),
+        ("features:/tmp/run/features.npz", "face features (features.npz)"),
+        ("no-such-kind:x", "no-such-kind:x"),
+    ],
+)
+def test_training_data_in_words(spec: str, words: str) -> None:
+    assert training_data(spec) == words
+
+
+def test_rows_say_each_name_once_and_the_title_the_training_data() -> None:
+    assert row_label("baseline", "baseline") == "baseline"
+    assert row_label("ferplus-svml-rgcn", "svml-rgcn") == "ferplus-svml-rgcn"
+    assert row_label("run3", "svml-rgcn") == "run3\n(svml-rgcn)"
+    face = np.zeros((IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+
+    def row(label: str, trained_on: str) -> Explanation:
+        return Explanation(label, face, np.zeros((6, IMAGE_SIZE, IMAGE_SIZE)), np.zeros(6), np.full(6, 0.5), trained_on)
+
+    synthetic = "synthetic cartoon faces"
+    assert figure_title([row("a", synthetic)]) == f"model trained on {synthetic}"
+    assert figure_title([row("a", synthetic), row("b", synthetic)]) == f"models trained on {synthetic}"
+    assert figure_title([row("a\n(svml-rgcn)", synthetic), row("b", "FER+")]) == (
+        f"a: trained on {synthetic}\nb: trained on FER+"
+    )
+    assert figure_title([row("a", "")]) == ""
+
+
+def test_explain_labels_rows_by_folder_and_says_what_the_models_learnt_from(
+    checkpoints: tuple[Path, Path], shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drawn: list[Explanation] = []
+    monkeypatch.setattr("mlfer.inference.explain.draw_explanations", lambda rows, path: drawn.extend(rows))
+    photo = str(shared_data / "faces" / "0-f1-su-ph.jpg")
+    both = ["--checkpoint", str(checkpoints[0]), "--checkpoint", str(checkpoints[1])]
+    assert main(["explain", *both, photo, "--out", str(tmp_path / "x.png")]) == 0
+    assert [row.label for row in drawn] == ["baseline", "svml\n(svml-rgcn)"]  # the builder's folders
+    assert {row.trained_on for row in drawn} == {"synthetic cartoon faces"}  # RunConfig's default
+    assert figure_title(drawn) == "models trained on synthetic cartoon faces"

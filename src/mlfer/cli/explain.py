@@ -26,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "expression (gradients of its logit at a convolutional block of the backbone, by "
             "default the last), "
             "with the probability under each. Give --checkpoint twice (for example the "
-            "baseline and SVML-RGCN) for two rows labelled with the head names."
+            "baseline and SVML-RGCN) for two rows labelled with the model folders' names (and the head where the "
+            "name does not say it); the title says what the models were trained on (config.yaml's dataset)."
         ),
     )
     parser.add_argument(
@@ -78,8 +79,15 @@ def run(args: argparse.Namespace) -> int:
     from mlfer.faces.boundary import guarded
     from mlfer.faces.detect import FaceDetector
     from mlfer.faces.quiet import set_verbose
-    from mlfer.inference.explain import draw_explanations, explain_face, figure_format
+    from mlfer.inference.explain import (
+        draw_explanations,
+        explain_face,
+        figure_format,
+        model_training_data,
+        row_label,
+    )
     from mlfer.models.checkpoint import load_model
+    from mlfer.models.shipped import shipped_model_dir
 
     set_verbose(args.verbose)  # before MediaPipe starts
 
@@ -89,16 +97,15 @@ def run(args: argparse.Namespace) -> int:
     with FaceDetector(args.min_score) as detector:
         face = choose_face(guarded(str(args.image), detector.detect, image), args.face, args.image)
     explanations = []
-    for directory in args.checkpoint or [None]:
+    for given in args.checkpoint or [None]:
+        directory = shipped_model_dir() if given is None else given
         model = load_model(directory, thresholds=args.thresholds, trust_unverified=args.trust_unverified_weights)
         preprocessing = model.preprocessing
-        label = (
-            model.config.head
-            if directory is None or len(args.checkpoint) == 1
-            else f"{model.config.head}\n({directory.name})"
-        )
+        label = row_label(directory.resolve().name, model.config.head)
         aligned = guarded(str(args.image), align_face, image, face, preprocessing.image_size, preprocessing.template)
-        explanations.append(explain_face(model, aligned, preprocessing.threshold_array(), label, args.layer))
+        thresholds = preprocessing.threshold_array()
+        trained_on = model_training_data(directory)
+        explanations.append(explain_face(model, aligned, thresholds, label, args.layer, trained_on))
     draw_explanations(explanations, args.out)
     print(f"wrote {args.out}")
     return 0

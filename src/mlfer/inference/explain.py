@@ -11,12 +11,16 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from mlfer.core.architectures import RESNET_BLOCKS
+from mlfer.core.config import load_config
 from mlfer.core.errors import MlferError
 from mlfer.core.expressions import EXPRESSIONS
 from mlfer.core.fileio import atomic_path
+from mlfer.core.messages import clipped
+from mlfer.data.specs import parse_spec
 from mlfer.data.transforms import eval_batch
 from mlfer.models.backbones import ResNetTrunk
 from mlfer.models.model import MultiLabelModel
+from mlfer.models.package import CONFIG_FILE
 
 #: Figure files matplotlib writes without LaTeX (``pgf`` needs it) or a Pillow plugin (``avif``), by suffix.
 FIGURE_FORMATS = ("png", "jpg", "jpeg", "pdf", "svg", "svgz", "eps", "ps", "tif", "tiff", "webp", "gif")
@@ -108,11 +112,13 @@ class Explanation:
     """Grad-CAM of one model on one aligned face.
 
     Args:
-        label: the row's label in the figure (the model's head name).
+        label: the row's label in the figure (the model folder's name, or the head's).
         face: the aligned RGB face, size x size x 3 uint8.
         maps: 6 x size x size heat maps in [0, 1], RAF order.
         probabilities: the six probabilities, RAF order.
         thresholds: the six thresholds; probabilities at or above them are printed in bold.
+        trained_on: what the model learnt from, in words (:func:`training_data`); the figure's
+            title says it. Empty: not known, not said.
     """
 
     label: str
@@ -120,10 +126,16 @@ class Explanation:
     maps: np.ndarray
     probabilities: np.ndarray
     thresholds: np.ndarray
+    trained_on: str = ""
 
 
 def explain_face(
-    model: MultiLabelModel, face: np.ndarray, thresholds: np.ndarray, label: str | None = None, layer: str = "layer4"
+    model: MultiLabelModel,
+    face: np.ndarray,
+    thresholds: np.ndarray,
+    label: str | None = None,
+    layer: str = "layer4",
+    trained_on: str = "",
 ) -> Explanation:
     """Grad-CAM (at block ``layer``) of every expression on one aligned RGB face, already at
     the model's input size."""
@@ -131,19 +143,81 @@ def explain_face(
     image = eval_batch([face], face.shape[0], preprocessing.mean, preprocessing.std, preprocessing.channels)
     image = image.to(next(model.parameters()).device)
     maps, probabilities = grad_cam(model, image, layer)
-    return Explanation(label or model.config.head, face, maps[0], probabilities[0], np.asarray(thresholds))
+    return Explanation(label or model.config.head, face, maps[0], probabilities[0], np.asarray(thresholds), trained_on)
+
+
+#: How the figure names a dataset kind (``config.yaml``'s ``dataset``, ``KIND:TARGET?options``).
+DATA_NAMES: dict[str, str] = {
+    "synthetic": "synthetic cartoon faces",
+    "raf-ml": "RAF-ML",
+    "raf-basic": "RAF-DB (basic expressions)",
+    "raf-compound": "RAF-DB (compound expressions)",
+    "jaffe": "JAFFE",
+    "ferplus": "FER+",
+    "ldl": "a label-distribution table",
+    "features": "face features",
+    "csv": "a table of labelled photos",
+    "folder": "a folder of labelled photos",
+}
+
+
+def training_data(spec: str) -> str:
+    """What a model was trained on, in words, from its dataset spec: ``synthetic:300?size=48``
+    is "synthetic cartoon faces", ``ferplus:DIR`` "FER+", ``features:x.npz`` "face features
+    (x.npz)"; a spec that cannot be read is given as it is, shortened. (The size of a spec's
+    dataset is not what the model saw, which is its training split: it is left out.)"""
+    try:
+        kind, target, _ = parse_spec(spec)
+    except MlferError:
+        return clipped(spec)
+    name = DATA_NAMES.get(kind, kind)
+    if kind in ("ldl", "features", "csv", "folder") and target.strip():
+        return f"{name} ({clipped(Path(target.strip()).name)})"
+    return name
+
+
+def model_training_data(directory: str | Path) -> str:
+    """:func:`training_data` of the model folder's ``config.yaml``; empty where it cannot be read."""
+    try:
+        return training_data(load_config(Path(directory) / CONFIG_FILE).dataset)
+    except (MlferError, OSError):
+        return ""
+
+
+def row_label(name: str, head: str) -> str:
+    """A row's label: the model folder's ``name``, and the ``head`` below it only where the name
+    does not already say it (``baseline``, not "baseline (baseline)")."""
+    return name if head in name else f"{name}\n({head})"
+
+
+def figure_title(explanations: list[Explanation]) -> str:
+    """What the models were trained on: one line when all rows share it, else one line per row."""
+    known = [explanation for explanation in explanations if explanation.trained_on]
+    sources = list(dict.fromkeys(explanation.trained_on for explanation in known))
+    if not sources:
+        return ""
+    if len(sources) == 1:
+        return f"{'models' if len(known) > 1 else 'model'} trained on {sources[0]}"
+    return "\n".join(
+        f"{explanation.label.splitlines()[0]}: trained on {explanation.trained_on}" for explanation in known
+    )
 
 
 def draw_explanations(explanations: list[Explanation], path: str | Path) -> None:
     """Save a figure like the paper's Fig. 7: per row, the face then one heat map per expression.
 
     Each heat map is overlaid on the face, titled with its expression and captioned with
-    its probability (bold when at or above the threshold); rows are labelled with the
-    head names. The format follows the suffix (:func:`figure_format`).
+    its probability (bold when at or above the threshold); rows are labelled with their
+    labels, and the figure's title says what the models were trained on (:func:`figure_title`).
+    The format follows the suffix (:func:`figure_format`).
     """
     kind = figure_format(path)
     columns = 1 + len(EXPRESSIONS)
-    figure = Figure(figsize=(1.6 * columns, 1.9 * len(explanations)))
+    title = figure_title(explanations)
+    lines = title.count("\n") + 1 if title else 0
+    figure = Figure(figsize=(1.6 * columns, 1.9 * len(explanations) + 0.25 * lines))
+    if title:
+        figure.suptitle(title, fontsize=10)
     axes = figure.subplots(len(explanations), columns, squeeze=False)
     for row, explanation in zip(axes, explanations):
         row[0].imshow(explanation.face)
