@@ -16,6 +16,7 @@ from mlfer.cli import main
 from mlfer.core.errors import MlferError
 from mlfer.core.expressions import EXPRESSIONS
 from mlfer.inference import engine as engines
+from mlfer.inference import export
 from mlfer.inference.engine import KEEP_EXPORTS, OnnxEngine, TorchEngine, cached_export, choose_engine
 from mlfer.inference.recognizer import Recognizer
 from mlfer.models.model import MultiLabelModel
@@ -48,8 +49,8 @@ def test_onnxruntime_gives_the_probabilities_of_pytorch(model, cache) -> None:
 def test_the_export_is_reused_and_a_damaged_one_made_anew(model, cache, monkeypatch) -> None:
     path = cached_export(model, 48)
     exported = []
-    original = engines.export_onnx
-    monkeypatch.setattr(engines, "export_onnx", lambda *args: exported.append(1) or original(*args))
+    original = export.export_onnx
+    monkeypatch.setattr(export, "export_onnx", lambda *args: exported.append(1) or original(*args))
     assert cached_export(model, 48) == path and not exported
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -161,6 +162,14 @@ def test_glob_patterns_and_bad_arrays(recognizer: Recognizer, shared_data: Path)
     assert bad["error"].iloc[1] == "<image 1>: the image is empty"
 
 
+def _settled(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Wait until ``condition`` holds (the prefetching thread's work), then a little more."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)  # time for it to go further, were it not bounded
+
+
 def test_iter_predict_reads_inputs_lazily(recognizer: Recognizer, shared_data: Path) -> None:
     consumed: list[int] = []
 
@@ -172,7 +181,8 @@ def test_iter_predict_reads_inputs_lazily(recognizer: Recognizer, shared_data: P
     lazy = Recognizer(recognizer.model, recognizer.detector, batch_size=1)
     rows = lazy.iter_predict(inputs())
     first = next(rows)
-    assert first["face_detected"] and len(consumed) == 1
+    _settled(lambda: len(consumed) >= 2)
+    assert first["face_detected"] and len(consumed) == 2  # this one, and the next read meanwhile
     assert len(list(rows)) == 5 and len(consumed) == 6
 
 
@@ -226,9 +236,14 @@ def test_photos_held_at_once_do_not_grow_with_the_batch_size(
             yield np.full((300, 400, 3), 90 + number, np.uint8)
 
     huge = Recognizer(recognizer.model, recognizer.detector, batch_size=100_000)
+    groups = huge._detected_groups(photos(), every=1)
+    assert len(next(groups)) == 3 and len(consumed) == 3  # the budget, not the batch of 100,000, closed it
+    assert [len(group) for group in groups] == [3, 2]
+    consumed.clear()
     results = huge.iter_results(photos())
     next(results)
-    assert len(consumed) == 3  # the budget, not the batch of 100,000, decided when to classify
+    _settled(lambda: len(consumed) >= 6)
+    assert len(consumed) == 6  # the next group is read meanwhile, and no third one
     assert len(list(results)) == 7
 
 

@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=32,
         metavar="B",
         help="faces per forward pass (default 32); lowered for faces larger than 224 px, and fewer photos wait "
-        "for a batch than B when they hold 50 Mpx (docs/reliability.md: memory)",
+        "for a batch than B when they hold 20 Mpx (docs/reliability.md: memory)",
     )
     parser.add_argument(
         "--thresholds",

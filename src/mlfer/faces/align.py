@@ -8,6 +8,8 @@ is the centre of the top-left pixel.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 from numpy.typing import ArrayLike
@@ -59,36 +61,71 @@ def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ matrix[:, :2].T + matrix[:, 2]
 
 
-def _shrink(image: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _shrink(image: np.ndarray, matrix: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray] | None:
     """Pre-shrink ``image`` with area averaging when ``matrix`` scales down, to avoid aliasing.
 
-    Returns the image to warp and the matrix adjusted to it (unchanged when not scaling down).
+    Only the block of the shrunk photo that the ``size`` x ``size`` output reads is computed,
+    from the block of the photo that area averaging maps onto it (both on the resize grid), so
+    it equals that block of the whole photo shrunk, at the cost of the face's pixels.
+
+    Returns the image to warp and the matrix adjusted to it (unchanged when not scaling down),
+    or ``None`` when the output lies wholly outside the image.
     """
     scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
     height, width = image.shape[:2]
     if scale >= 1.0:
         return image, matrix
     new_width, new_height = max(1, round(width * scale)), max(1, round(height * scale))
-    small = cv2.resize(image, (new_width, new_height), interpolation=cv2.INTER_AREA)
     fx, fy = new_width / width, new_height / height
     # cv2.resize maps x to (x + 0.5) * fx - 0.5; undo that before applying ``matrix``.
     undo = np.array([[1 / fx, 0.0, 0.5 / fx - 0.5], [0.0, 1 / fy, 0.5 / fy - 0.5], [0.0, 0.0, 1.0]])
-    return small, matrix @ undo
+    matrix = matrix @ undo
+    needed = _needed(matrix, size, new_width, new_height)
+    if needed is None:
+        return None
+    left, right = _on_grid(needed[0], needed[2], new_width, width)
+    top, bottom = _on_grid(needed[1], needed[3], new_height, height)
+    block = image[
+        top * height // new_height : bottom * height // new_height,
+        left * width // new_width : right * width // new_width,
+    ]
+    small = cv2.resize(block, (right - left, bottom - top), interpolation=cv2.INTER_AREA)
+    return small, matrix @ _shift(left, top)
 
 
-def _crop(image: np.ndarray, matrix: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """The part of ``image`` the ``size`` x ``size`` output is taken from (with a 2 px border, so
-    that no output pixel reaches a cut edge) and the matrix adjusted to it; ``None`` when the
-    output lies wholly outside the image. Used where the image is too large for ``cv2.remap``."""
+def _on_grid(low: int, high: int, new: int, old: int) -> tuple[int, int]:
+    """``[low, high)`` of a side shrunk from ``old`` to ``new`` pixels, widened to the nearest
+    multiples of ``new / gcd(new, old)``, whose ends fall on whole pixels of the ``old`` side."""
+    step = new // math.gcd(new, old)
+    return low // step * step, min(new, -(-high // step) * step)
+
+
+def _needed(matrix: np.ndarray, size: int, width: int, height: int) -> tuple[int, int, int, int] | None:
+    """The pixels ``(left, top, right, bottom)`` of a ``width`` x ``height`` image that the
+    ``size`` x ``size`` output of ``matrix`` reads, with a border so that no output pixel reaches
+    a cut edge; ``None`` when the output lies wholly outside the image."""
     inverse = cv2.invertAffineTransform(matrix)
     corners = transform_points(inverse, np.array([[-1.0, -1.0], [size, -1.0], [-1.0, size], [size, size]]))
-    height, width = image.shape[:2]
     left, top = np.clip(np.floor(corners.min(axis=0)) - 2, 0, (width, height)).astype(int)
     right, bottom = np.clip(np.ceil(corners.max(axis=0)) + 3, 0, (width, height)).astype(int)
     if left >= right or top >= bottom:
         return None
-    shift = np.array([[1.0, 0.0, left], [0.0, 1.0, top], [0.0, 0.0, 1.0]])
-    return image[top:bottom, left:right], matrix @ shift
+    return int(left), int(top), int(right), int(bottom)
+
+
+def _shift(left: int, top: int) -> np.ndarray:
+    return np.array([[1.0, 0.0, left], [0.0, 1.0, top], [0.0, 0.0, 1.0]])
+
+
+def _crop(image: np.ndarray, matrix: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The part of ``image`` the ``size`` x ``size`` output is taken from (:func:`_needed`) and the
+    matrix adjusted to it; ``None`` when the output lies wholly outside the image. Used where the
+    image is too large for ``cv2.remap``."""
+    needed = _needed(matrix, size, image.shape[1], image.shape[0])
+    if needed is None:
+        return None
+    left, top, right, bottom = needed
+    return image[top:bottom, left:right], matrix @ _shift(left, top)
 
 
 def align_face(
@@ -113,12 +150,12 @@ def align_face(
     image = check_rgb(image)
     check_face_size(size, field="size")
     matrix = similarity_transform(face.landmarks(), template_points(size, template))
-    source, matrix = _shrink(image, matrix)
-    if max(source.shape[:2]) > OPENCV_MAX_SIDE:  # cv2.remap's limit: warp only the part needed
-        cropped = _crop(source, matrix, size)
-        if cropped is None:
-            return np.zeros((size, size, 3), dtype=np.uint8)
-        source, matrix = cropped
+    shrunk = _shrink(image, matrix, size)
+    if shrunk is not None and max(shrunk[0].shape[:2]) > OPENCV_MAX_SIDE:  # cv2.remap's limit
+        shrunk = _crop(*shrunk, size)
+    if shrunk is None:
+        return np.zeros((size, size, 3), dtype=np.uint8)
+    source, matrix = shrunk
     return cv2.warpAffine(
         source, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0)
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+from importlib.metadata import version
 from pathlib import Path
 from typing import Protocol
 
@@ -24,7 +25,6 @@ import torch
 from mlfer.core.errors import MlferError
 from mlfer.core.fileio import write_text_atomic
 from mlfer.core.version import __version__
-from mlfer.inference.export import EXPORT_FORMAT, export_onnx
 from mlfer.models.model import MultiLabelModel
 from mlfer.runtime.cache_home import cache_home
 from mlfer.runtime.hashing import file_sha256, state_sha256
@@ -33,6 +33,9 @@ from mlfer.runtime.hashing import file_sha256, state_sha256
 ENGINES: tuple[str, ...] = ("auto", "onnx", "torch")
 #: Exported classifiers kept in the cache; the least recently used beyond this are removed.
 KEEP_EXPORTS = 8
+#: Raised whenever :func:`~mlfer.inference.export.export_onnx` changes the graph it writes, so
+#: that exports kept in a cache are made anew.
+EXPORT_FORMAT = 1
 
 
 class Engine(Protocol):
@@ -111,11 +114,9 @@ def choose_engine(model: MultiLabelModel, image_size: int, kind: str | None = No
 def export_key(model: MultiLabelModel, image_size: int) -> str:
     """What an export depends on, hashed: the model's tensors and settings, the face size, and the
     versions of mlfer, its export format, torch and onnx."""
-    import onnx
-
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
     parts = (state_sha256(state), repr(model.config), image_size, __version__, EXPORT_FORMAT, torch.__version__)
-    return hashlib.sha256(repr((*parts, onnx.__version__)).encode()).hexdigest()
+    return hashlib.sha256(repr((*parts, version("onnx"))).encode()).hexdigest()
 
 
 def cached_export(model: MultiLabelModel, image_size: int, folder: Path | None = None) -> Path:
@@ -127,6 +128,8 @@ def cached_export(model: MultiLabelModel, image_size: int, folder: Path | None =
     if path.is_file() and digest.is_file() and digest.read_text().strip() == file_sha256(path):
         os.utime(path)  # most recently used
         return path
+    from mlfer.inference.export import export_onnx
+
     export_onnx(model, path, image_size)  # written atomically; a kill before the digest means export again
     write_text_atomic(digest, file_sha256(path) + "\n")
     _prune(folder)

@@ -36,8 +36,6 @@ from mlfer.models.heads.baseline import LinearHead
 from mlfer.models.model import MultiLabelModel
 
 OUTPUT_NAME = "probabilities"
-#: Raised whenever the exported graph changes, so that exports kept in a cache are made anew.
-EXPORT_FORMAT = 1
 
 
 class FoldedClassifier(nn.Module):

@@ -8,7 +8,8 @@ inputs still run: :func:`mlfer.faces.boundary.guarded` is each picture's fault b
 
 Memory is bounded whatever the batch size: pictures wait for their faces' batch only while
 they hold fewer than :data:`PIXEL_BUDGET` decoded pixels, and a forward pass takes at most
-:data:`FACE_PIXEL_BUDGET` face pixels (the batch is lowered for large faces).
+:data:`FACE_PIXEL_BUDGET` face pixels (the batch is lowered for large faces). The next group of
+pictures is read and detected while one is classified.
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ from mlfer.inference.inputs import Frame, Input, iter_inputs
 from mlfer.inference.table import Result, rows_to_frame
 from mlfer.models.checkpoint import load_model
 from mlfer.models.model import MultiLabelModel
+from mlfer.runtime.prefetch import prefetch
 
-#: Most decoded pixels of pictures held while their faces wait for a batch (150 MB as RGB);
-#: one more picture is read before the batch is classified.
-PIXEL_BUDGET = 50_000_000
+#: Most decoded pixels of a group of pictures whose faces wait for a batch (60 MB as RGB); one
+#: more picture is read before the group is closed, and three groups are held at most (one
+#: classified, one handed over, one being read): 180 MB of pictures and three more.
+PIXEL_BUDGET = 20_000_000
 #: Most face pixels in one forward pass, batch x image_size^2: 32 faces of 224 px.
 FACE_PIXEL_BUDGET = 32 * 224 * 224
 
@@ -125,8 +128,15 @@ class Recognizer:
 
         Frames are read lazily and their faces classified together once :attr:`batch` faces
         (or frames) are waiting, or the waiting frames hold :data:`PIXEL_BUDGET` pixels, so
-        memory stays flat on long inputs and does not grow with the batch size.
+        memory stays flat on long inputs and does not grow with the batch size. A thread reads,
+        detects and aligns the next group of frames while this one is classified
+        (:func:`~mlfer.runtime.prefetch.prefetch`): at most three groups are held at once.
         """
+        for waiting in prefetch(self._detected_groups(inputs, every)):
+            yield from self._classify_waiting(waiting)
+
+    def _detected_groups(self, inputs: Input | Iterable[Input], every: int) -> Iterator[list[Result]]:
+        """The frames of ``inputs``, detected and aligned, in groups whose faces fill a batch."""
         waiting: list[Result] = []
         faces = pixels = 0
         for frame in iter_inputs(inputs, every):
@@ -134,9 +144,10 @@ class Recognizer:
             faces += len(waiting[-1].faces)
             pixels += 0 if frame.image is None else frame.image.shape[0] * frame.image.shape[1]
             if max(faces, len(waiting)) >= self.batch or pixels >= PIXEL_BUDGET:
-                yield from self._classify_waiting(waiting)
+                yield waiting
                 waiting, faces, pixels = [], 0, 0
-        yield from self._classify_waiting(waiting)
+        if waiting:
+            yield waiting
 
     def iter_predict(self, inputs: Input | Iterable[Input], every: int = 1) -> Iterator[dict[str, Any]]:
         """Yield output rows (dicts keyed by :data:`COLUMNS`) lazily, in input order."""
