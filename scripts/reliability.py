@@ -54,8 +54,8 @@ FUZZED = {
     "exif damage": "JPEG, WebP, TIFF and PNG pictures with a full EXIF block (orientation, text, Exif and GPS "
     "IFDs) whose EXIF bytes are set, bit-flipped, zeroed from a point, or whose count/offset fields are made huge "
     "(PNG's chunk CRC fixed so that the damage reaches the parser)",
-    "extreme geometries": "pictures of 1 px to 65,535 px sides and aspect ratios up to 65,535 (PNG, JPEG) read, "
-    "detected and aligned as `mlfer predict` does, in a forked child (an OpenCV abort counts as a crash)",
+    "extreme geometries": "pictures of 1 px to 65,535 px sides and aspect ratios up to 65,535 (PNG, JPEG) read "
+    "through `mlfer predict` in a child of the fork server (an OpenCV abort counts as a crash)",
     "model folder sizes": "a model folder's `config.yaml` with sizes and counts set at random (negative, 0, not "
     "fitting the weights, 10^9, 2^63), layers added or removed; shapes in the weights header changed; each within "
     "1 s of CPU and 100 MB of memory",
