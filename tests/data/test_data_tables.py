@@ -121,6 +121,9 @@ def test_csv_manifest_any_expression_names_and_split(tmp_path):
         ("path,hap,happy,sur,ang,dis,fea\n", 1, "happy", "both name happiness"),
         ("path,hap,sad,sur,ang,dis\na.jpg,1,0,0,0,0\n", 1, None, "no 0/1 column for fear"),
         ("image,hap,sad,sur,ang,dis,fea\na.jpg,1,0,0,0,0,0\n", 1, None, "no 'path' column"),
+        # rows longer than the header: pandas made the paths an index, and the line number crashed (#24 soak)
+        ("path,hap,sad,sur,ang,dis\na.jpg,1,0,0,0,0,0\nb.jpg,0,1,0,0,0,0\n", 1, None, "more fields than the header"),
+        ("path,hap,sad,sur,ang,dis,fea\na.jpg,1,0,0,0,0,0\nb.jpg,1,0,0,0,0,0,x\n", 3, None, "Expected 7 fields"),
     ],
 )
 def test_csv_bad_cell_names_file_line_and_column(tmp_path, text, line, field, message):

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -171,9 +173,16 @@ def read_csv(path: Path) -> LabelledData:
         path: the CSV file (one header line, one image per line).
     """
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+        with warnings.catch_warnings():
+            # index_col=False: rows longer than the header are an error, never a silent index column
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            table = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False, index_col=False)
+    except pd.errors.ParserWarning:
+        raise MlferError("its rows hold more fields than the header names", path=path, line=1) from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise MlferError(f"cannot read the CSV ({error})", path=path) from error
+        text = " ".join(str(error).split())
+        place = re.search(r"\bline (\d+)", text)
+        raise MlferError(f"cannot read the CSV ({text})", path=path, line=int(place[1]) if place else None) from error
     table.columns = [str(column).strip() for column in table.columns]
     table = table.apply(lambda cells: cells.str.strip())
     table = table[(table != "").any(axis=1)]
