@@ -5,9 +5,9 @@ Speed: the Recognizer's three stages timed apart on real photos (the four labell
 models, :class:`mlfer.faces.FaceDetector`), alignment (:func:`mlfer.faces.align_face`) and
 classification (:meth:`mlfer.inference.recognizer.Recognizer.classify`: resize, normalise, forward,
 sigmoid) at batch sizes 1, 8, 32 and 64, for ResNet50 and ResNet18 svml-rgcn models at
-224 x 224 with random weights (timing does not depend on them); then the same
-classification stage through the ONNX export (:func:`mlfer.inference.export.export_onnx`) under
-onnxruntime, as a ratio to PyTorch at the same batch size.
+224 x 224 with random weights (timing does not depend on them), in PyTorch; then the same
+classification stage under onnxruntime (``Recognizer(engine="onnx")``, the CPU's default: the
+model's ONNX export, :mod:`mlfer.inference.engine`), as a ratio to PyTorch at the same batch size.
 
 Memory: ``mlfer predict`` run as a child process over 200 and over 2,000 generated photos
 (copies of the same photos, randomly cropped and brightened, saved as JPEG), its peak
@@ -30,7 +30,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import onnxruntime
 import torch
 from numpy.typing import ArrayLike
 from PIL import Image, ImageEnhance
@@ -38,9 +37,7 @@ from PIL import Image, ImageEnhance
 from benchdoc import ROOT, machine, write_section
 from mlfer.core.config import ModelConfig, RunConfig, TrainConfig
 from mlfer.data.images import read_image
-from mlfer.data.transforms import eval_batch
 from mlfer.faces import FaceDetector, align_face
-from mlfer.inference.export import export_onnx
 from mlfer.inference.recognizer import Recognizer
 from mlfer.models.checkpoint import load_model, save_model
 from mlfer.models.model import MultiLabelModel, build_model
@@ -143,34 +140,11 @@ def tiled(faces: list[np.ndarray], count: int) -> list[np.ndarray]:
 
 
 def classify_seconds(recognizer: Recognizer, faces: list[np.ndarray]) -> tuple[float, np.ndarray]:
-    """Seconds of :meth:`Recognizer.classify` over ``faces`` (after a one-batch warm-up) and its output."""
+    """Seconds of :meth:`Recognizer.classify` (the library's own path: preprocessing, the engine,
+    sigmoid) over ``faces``, after a one-batch warm-up, and its output."""
     recognizer.classify(faces[: recognizer.batch_size])
     start = time.perf_counter()
     probabilities = recognizer.classify(faces)
-    return time.perf_counter() - start, probabilities
-
-
-def onnx_classify(session: onnxruntime.InferenceSession, recognizer: Recognizer, faces: list[np.ndarray]) -> np.ndarray:
-    """What :meth:`Recognizer.classify` computes, with the network run by onnxruntime."""
-    name = session.get_inputs()[0].name
-    outputs = []
-    for start in range(0, len(faces), recognizer.batch_size):
-        batch = eval_batch(faces[start : start + recognizer.batch_size], recognizer.image_size)
-        outputs.append(session.run(None, {name: batch.numpy()})[0])
-    return np.concatenate(outputs)
-
-
-def onnx_seconds(
-    model: MultiLabelModel, recognizer: Recognizer, faces: list[np.ndarray], folder: Path
-) -> tuple[float, np.ndarray]:
-    """Seconds of :func:`onnx_classify` on the model's export (same threads as torch) and its output."""
-    path = export_onnx(model, folder / f"{model.config.backbone}.onnx", recognizer.image_size)
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    onnx_classify(session, recognizer, faces[: recognizer.batch_size])
-    start = time.perf_counter()
-    probabilities = onnx_classify(session, recognizer, faces)
     return time.perf_counter() - start, probabilities
 
 
@@ -197,7 +171,7 @@ def speed_tables(sizes: Sizes, photos: list[np.ndarray], detector: FaceDetector,
         _, model = make_checkpoint(folder / backbone, backbone, sizes)
         best = (float("inf"), 0, np.zeros(0))
         for batch in sizes.batch_sizes:
-            recognizer = Recognizer(model, detector, batch_size=batch, image_size=sizes.image_size)
+            recognizer = Recognizer(model, detector, batch_size=batch, image_size=sizes.image_size, engine="torch")
             seconds, probabilities = classify_seconds(recognizer, faces)
             classify_ms = 1000 * seconds / len(faces)
             lines.append(
@@ -212,8 +186,8 @@ def speed_tables(sizes: Sizes, photos: list[np.ndarray], detector: FaceDetector,
             f"| **predict** | {backbone}, best batch {batch}: detection + alignment + classification | "
             f"{total_ms:.1f} | {1000 / total_ms:.2f} |"
         )
-        recognizer = Recognizer(model, detector, batch_size=batch, image_size=sizes.image_size)
-        onnx_time, onnx_probabilities = onnx_seconds(model, recognizer, faces, folder)
+        recognizer = Recognizer(model, detector, batch_size=batch, image_size=sizes.image_size, engine="onnx")
+        onnx_time, onnx_probabilities = classify_seconds(recognizer, faces)
         difference = float(np.abs(onnx_probabilities - probabilities).max())
         onnx_lines.append(
             f"| {backbone} svml-rgcn | {batch} | {len(faces) / seconds:.2f} | {len(faces) / onnx_time:.2f} | "
