@@ -370,7 +370,10 @@ PRELOAD = ["mlfer.cli", *COMMANDS, "mlfer.train.run_folder", "mlfer.faces.detect
 _CONTEXT: multiprocessing.context.ForkServerContext | None = None
 
 
-def _context() -> multiprocessing.context.ForkServerContext:
+def fork_server() -> multiprocessing.context.ForkServerContext:
+    """The fork server's context: its children start from a process that imported mlfer, torch and
+    MediaPipe and ran nothing, whatever the test process has run (threads, MediaPipe graphs,
+    exports) that makes a plain fork of it unsafe."""
     global _CONTEXT
     if _CONTEXT is None:
         _CONTEXT = multiprocessing.get_context("forkserver")
@@ -430,7 +433,7 @@ def run_cli(
     """
     scratch.mkdir(parents=True, exist_ok=True)
     out, err = scratch / "stdout.txt", scratch / "stderr.txt"
-    process = _context().Process(target=_child, args=(list(argv), dict(env or {}), str(out), str(err)))
+    process = fork_server().Process(target=_child, args=(list(argv), dict(env or {}), str(out), str(err)))
     start = time.monotonic()
     process.start()
     killed = False

@@ -14,16 +14,9 @@ from torch.utils.data import DataLoader
 from mlfer.core.config import Reframing
 from mlfer.core.errors import MlferError
 from mlfer.data import LabelledData, load_dataset
+from mlfer.data.normalisation import GREY_MEAN, GREY_STD, IMAGENET_MEAN, IMAGENET_STD
 from mlfer.data.torch_dataset import ImageDataset, UnreadableImageWarning, collate_skipping_failures
-from mlfer.data.transforms import (
-    GREY_MEAN,
-    GREY_STD,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    MID_GREY,
-    eval_transform,
-    train_transform,
-)
+from mlfer.data.transforms import MID_GREY, eval_transform, train_transform
 
 
 def _modes() -> dict[str, Image.Image]:

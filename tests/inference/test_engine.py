@@ -1,8 +1,13 @@
 """What runs the model: onnxruntime on the CPU gives PyTorch's probabilities, from an export
-kept in a cache that is checked, reused and bounded."""
+kept in a cache that is checked, reused and bounded; a model folder whose export is there runs
+without torch, and is checked as load_model checks it."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,8 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 import mlfer
+from builders import unseal
 from mlfer.cli import main
 from mlfer.core.errors import MlferError
 from mlfer.core.expressions import EXPRESSIONS
@@ -20,6 +27,7 @@ from mlfer.inference import export
 from mlfer.inference.engine import KEEP_EXPORTS, OnnxEngine, TorchEngine, cached_export, choose_engine
 from mlfer.inference.recognizer import Recognizer
 from mlfer.models.model import MultiLabelModel
+from mlfer.models.shipped import SHIPPED_DIR
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +47,7 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def test_onnxruntime_gives_the_probabilities_of_pytorch(model, cache) -> None:
-    batch = model.preprocessing.batch(np.random.default_rng(0).integers(0, 256, (16, 48, 48, 3), dtype=np.uint8))
+    batch = model.preprocessing.array(np.random.default_rng(0).integers(0, 256, (16, 48, 48, 3), dtype=np.uint8))
     onnx, eager = choose_engine(model, 48), TorchEngine(model)
     assert isinstance(onnx, OnnxEngine)  # auto, on the CPU
     np.testing.assert_allclose(onnx(batch), eager(batch), atol=1e-5)
@@ -86,3 +94,38 @@ def test_predict_gives_the_same_table_with_either_engine(shared_data: Path, cach
     assert len(tables["onnx"]) == 6
     np.testing.assert_allclose(tables["onnx"][list(EXPRESSIONS)], tables["torch"][list(EXPRESSIONS)], atol=1e-5)
     assert (tables["onnx"]["predicted"] == tables["torch"]["predicted"]).all()
+
+
+def test_a_folder_whose_export_is_cached_runs_without_torch(cache, tmp_path: Path, shared_data: Path) -> None:
+    photo = str(shared_data / "faces" / "multi_face.jpg")
+    assert isinstance(Recognizer.from_folder().engine, OnnxEngine)  # its export is in the cache now
+    code = (
+        "import sys, mlfer.inference.recognizer as r; "
+        f"r.Recognizer.from_folder().predict([{photo!r}]).to_csv({str(tmp_path / 't.csv')!r}); "
+        "print('torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_environment(cache))
+    assert done.returncode == 0 and done.stdout.split()[-1] == "False", done.stderr[-2000:]
+    eager = Recognizer.from_folder(engine="torch").predict([photo])
+    table = pd.read_csv(tmp_path / "t.csv")
+    assert len(table) == len(eager) == 5
+    np.testing.assert_allclose(table[list(EXPRESSIONS)], eager[list(EXPRESSIONS)], atol=1e-5)
+
+
+def test_the_folder_is_checked_before_its_cached_export_is_used(cache, tmp_path: Path) -> None:
+    folder = Path(shutil.copytree(SHIPPED_DIR, tmp_path / "model"))
+    assert isinstance(Recognizer.from_folder(folder).engine, OnnxEngine)  # exported and cached
+    thresholds = folder / "thresholds.json"
+    thresholds.write_text(thresholds.read_text().replace("0.45", "0.46"))
+    with pytest.raises(MlferError, match="thresholds.json: changed since the folder was sealed"):
+        Recognizer.from_folder(folder)
+    unseal(folder)
+    save_file(load_file(str(folder / "model.safetensors")), str(folder / "model.safetensors"))  # no checksum
+    with pytest.raises(MlferError, match="no checksum"):
+        Recognizer.from_folder(folder)
+    assert Recognizer.from_folder(folder, trust_unverified=True).preprocessing.thresholds[1] == 0.46
+
+
+def _environment(cache: Path) -> dict[str, str]:
+    environment = {key: value for key, value in os.environ.items() if key != "MLFER_ENGINE"}
+    return {**environment, "XDG_CACHE_HOME": str(cache.parents[1])}

@@ -13,7 +13,8 @@ import torch
 from builders import unseal
 from mlfer.core.config import ModelConfig, RunConfig, TrainConfig, make_config
 from mlfer.core.errors import MlferError
-from mlfer.data.transforms import GREY_MEAN, GREY_STD, IMAGENET_MEAN, IMAGENET_STD, eval_batch
+from mlfer.data.normalisation import GREY_MEAN, GREY_STD, IMAGENET_MEAN, IMAGENET_STD
+from mlfer.data.transforms import eval_batch
 from mlfer.evaluation.thresholds import save_thresholds
 from mlfer.models.checkpoint import load_model, save_model
 from mlfer.models.model import build_model

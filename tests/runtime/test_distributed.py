@@ -1,9 +1,10 @@
 """Scale out on the CPU (gloo): torchrun training equals one process, and distributed
 evaluation, feature extraction and prediction equal single-process results exactly.
 
-Most multi-process tests fork two ranks from this process (``torch.multiprocessing`` with
-the ``fork`` start method: the children share the imported modules, so they start in
-milliseconds); one test goes through ``python -m torch.distributed.run``.
+Most multi-process tests start two ranks as children of the suite's fork server
+(``faults.fork_server``: it imported torch and mlfer once, so they start in milliseconds, and a
+plain fork of this process is unsafe once it has run an ONNX export or MediaPipe); one test
+goes through ``python -m torch.distributed.run``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from builders import SMALL, write_features
+from faults import fork_server
 from mlfer.cli import main
 from mlfer.core.config import ModelConfig, TrainConfig
 from mlfer.core.errors import MlferError
@@ -74,13 +76,10 @@ def _rank_main(index: int, port: int, function: Callable[..., Any], args: tuple[
     function(*args)
 
 
-def on_two_ranks(function: Callable[..., Any], *args: Any, start_method: str = "fork") -> None:
-    """Run ``function(*args)`` in two processes that torchrun's variables make ranks 0 and 1.
-
-    Forking is fast; ``spawn`` is needed where the child starts MediaPipe, which aborts in a
-    child forked from a process that has already run it (as an earlier test in the suite may).
-    """
-    mp.start_processes(_rank_main, args=(free_port(), function, args), nprocs=WORLD, start_method=start_method)
+def on_two_ranks(function: Callable[..., Any], *args: Any) -> None:
+    """Run ``function(*args)`` in two processes that torchrun's variables make ranks 0 and 1."""
+    fork_server()  # started with its modules imported, before torch.multiprocessing uses it
+    mp.start_processes(_rank_main, args=(free_port(), function, args), nprocs=WORLD, start_method="forkserver")
 
 
 def _cli(argv: list[str]) -> None:
@@ -391,7 +390,7 @@ def test_distributed_predict_writes_the_file_of_one_process(shared_data: Path, t
         "--batch-size",
         "1",
     ]
-    on_two_ranks(_cli, [*args, "--out", str(tmp_path / "two.csv")], start_method="spawn")
+    on_two_ranks(_cli, [*args, "--out", str(tmp_path / "two.csv")])
     _cli([*args, "--out", str(tmp_path / "one.csv")])
     one, two = (tmp_path / "one.csv").read_text(), (tmp_path / "two.csv").read_text()
     assert len(one.splitlines()) > 8

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from mlfer.cli import add_trust_argument
 
@@ -83,18 +84,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Classify the faces of every input and write the table (and the annotated images);
-    under torchrun each process takes a contiguous block of the input files."""
+    under torchrun each process takes a contiguous block of the input files. On the CPU alone
+    (no torchrun, no GPU) nothing imports torch once the model's export is in the cache."""
     from mlfer.core.fileio import check_destination
-    from mlfer.faces import FaceDetector
     from mlfer.faces.quiet import set_verbose
-    from mlfer.inference.drawing import mark_output_folder, rows_with_pictures
-    from mlfer.inference.inputs import iter_sources
-    from mlfer.inference.recognizer import Recognizer
-    from mlfer.inference.shards import write_merged
-    from mlfer.inference.table import output_format, write_rows
-    from mlfer.models.checkpoint import load_model
-    from mlfer.runtime.distributed import is_main, process_group, rank, rank_block, world_size
-    from mlfer.runtime.progress import show_progress
+    from mlfer.inference.drawing import mark_output_folder
+    from mlfer.inference.table import output_format
+    from mlfer.runtime.launch import launched
 
     set_verbose(args.verbose)  # before MediaPipe starts
 
@@ -103,21 +99,61 @@ def run(args: argparse.Namespace) -> int:
     if args.annotate is not None:
         check_destination(args.annotate, folder=True)
         mark_output_folder(args.annotate)  # before the inputs are listed: its pictures are never inputs
-    with process_group(args.device) as device, FaceDetector(args.min_score) as detector:
-        model = load_model(args.checkpoint, device, args.thresholds, trust_unverified=args.trust_unverified_weights)
-        recognizer = Recognizer(model, detector, batch_size=args.batch_size, engine=args.engine)
-        sources = list(iter_sources(args.inputs))
-        frames = recognizer.iter_results(sources[rank_block(len(sources))], args.every)
-        results = show_progress(frames, "predict", unit="frame", disable=not is_main())
-        annotate_dir = args.annotate
-        if annotate_dir is not None and world_size() > 1:
-            annotate_dir = annotate_dir / f"process{rank()}"
-        rows = rows_with_pictures(results, annotate_dir)
-        counts = write_merged(rows, args.out, lambda chunks: write_rows(chunks, args.out, kind))
+    if launched() or args.device != "cpu":
+        counts = _predict_in_group(args, kind)
+    else:
+        counts = _predict(args, kind, "cpu", args.annotate)
     if counts is None:
         return 0
     print(f"wrote {counts['rows']} rows ({counts['faces']} faces, {counts['errors']} errors) to {args.out}")
     return 0
+
+
+def _predict(
+    args: argparse.Namespace, kind: str, device: Any, annotate: Path | None, sharded: bool = False
+) -> dict[str, int] | None:
+    """Classify the inputs (``sharded``: this process's block of them) and write their rows (``sharded``:
+    merged with the other processes' in one file, by process 0, which alone returns the counts)."""
+    from mlfer.faces import FaceDetector
+    from mlfer.inference.drawing import rows_with_pictures
+    from mlfer.inference.inputs import iter_sources
+    from mlfer.inference.recognizer import Recognizer
+    from mlfer.inference.table import write_rows
+    from mlfer.runtime.progress import show_progress
+
+    with FaceDetector(args.min_score) as detector:
+        recognizer = Recognizer.from_folder(
+            args.checkpoint,
+            detector,
+            device=device,
+            thresholds=args.thresholds,
+            trust_unverified=args.trust_unverified_weights,
+            batch_size=args.batch_size,
+            engine=args.engine,
+        )
+        sources = list(iter_sources(args.inputs))
+        if not sharded:
+            frames = recognizer.iter_results(sources, args.every)
+            return write_rows(
+                rows_with_pictures(show_progress(frames, "predict", unit="frame"), annotate), args.out, kind
+            )
+        from mlfer.inference.shards import write_merged
+        from mlfer.runtime.distributed import is_main, rank_block
+
+        frames = recognizer.iter_results(sources[rank_block(len(sources))], args.every)
+        rows = rows_with_pictures(show_progress(frames, "predict", unit="frame", disable=not is_main()), annotate)
+        return write_merged(rows, args.out, lambda chunks: write_rows(chunks, args.out, kind))
+
+
+def _predict_in_group(args: argparse.Namespace, kind: str) -> dict[str, int] | None:
+    """:func:`_predict` under torchrun (each process its block of the inputs, one table) or on a GPU."""
+    from mlfer.runtime.distributed import process_group, rank, world_size
+
+    with process_group(args.device) as device:
+        annotate = args.annotate
+        if annotate is not None and world_size() > 1:
+            annotate = annotate / f"process{rank()}"
+        return _predict(args, kind, device, annotate, sharded=True)
 
 
 def _positive(text: str) -> int:

@@ -12,20 +12,10 @@ from torchvision import transforms
 
 from mlfer.core.config import Reframing
 from mlfer.data.images import to_rgb
+from mlfer.data.normalisation import GREY_MEAN, channel_statistics
 
-#: ImageNet channel statistics, which the ResNet50 backbone was trained with.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-#: Statistics of grey input: the mean of ImageNet's three channels.
-GREY_MEAN = (0.449,)
-GREY_STD = (0.226,)
 #: Fill of the corners that a random reframing uncovers: the grey mean, in 8-bit levels.
 MID_GREY = round(255 * GREY_MEAN[0])
-
-
-def channel_statistics(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The default normalisation (mean, std) of RGB (3) or grey (1) input."""
-    return (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else (GREY_MEAN, GREY_STD)
 
 
 def random_reframing(reframing: Reframing) -> transforms.RandomAffine:

@@ -2,11 +2,12 @@
 
 On the CPU the model exported to ONNX (:mod:`mlfer.inference.export`: the backbone and the
 classifier :math:`W_C` folded into one matrix) runs under onnxruntime, which fuses each
-convolution with its batch norm and activation: 3.7 times eager PyTorch's speed for the packaged
-model on an AVX-512 Xeon and 1.55 times for ResNet50 on an AVX2 EPYC (docs/benchmarks.md), with
-probabilities equal to 1e-6. The export takes seconds, so it is kept in
-``$XDG_CACHE_HOME/mlfer/onnx/`` under the SHA-256 of the model's tensors and what else it
-depends on, checked by its own digest when it is read back. On a GPU, or with
+convolution with its batch norm and activation, with probabilities equal to PyTorch's to 1e-6
+(speeds in docs/benchmarks.md). The export takes seconds, so it is kept in
+``$XDG_CACHE_HOME/mlfer/onnx/``, checked by its own digest when it is read back, under a key of
+everything it depends on: for a model folder the SHA-256 of its weights and config files, so
+that a later run finds it without building the model in PyTorch, or importing torch at all
+(:func:`folder_engine`); for a model in memory the SHA-256 of its tensors. On a GPU, or with
 ``MLFER_ENGINE=torch``, the model runs in PyTorch.
 """
 
@@ -14,20 +15,24 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import warnings
 from importlib.metadata import version
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import torch
 
+from mlfer.core.config import load_config
 from mlfer.core.errors import MlferError
 from mlfer.core.fileio import write_text_atomic
 from mlfer.core.version import __version__
-from mlfer.models.model import MultiLabelModel
+from mlfer.models.package import CONFIG_FILE, MODEL_FILE, check_weights_checksum, read_package
 from mlfer.runtime.cache_home import cache_home
 from mlfer.runtime.hashing import file_sha256, state_sha256
+
+if TYPE_CHECKING:
+    from mlfer.models.model import MultiLabelModel
 
 #: The engines by name; ``auto`` picks onnxruntime on the CPU.
 ENGINES: tuple[str, ...] = ("auto", "onnx", "torch")
@@ -39,11 +44,11 @@ EXPORT_FORMAT = 1
 
 
 class Engine(Protocol):
-    """Probabilities (N x 6 float32, RAF order) of one input batch (N x C x S x S)."""
+    """Probabilities (N x 6 float32, RAF order) of one input batch (float32 N x C x S x S)."""
 
     name: str
 
-    def __call__(self, batch: torch.Tensor) -> np.ndarray: ...
+    def __call__(self, batch: np.ndarray) -> np.ndarray: ...
 
 
 class TorchEngine:
@@ -55,27 +60,30 @@ class TorchEngine:
         self.model = model.eval()
         self.device = next(model.parameters()).device
 
-    def __call__(self, batch: torch.Tensor) -> np.ndarray:
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
         with torch.inference_mode():
-            return torch.sigmoid(self.model(batch.to(self.device))).float().cpu().numpy()
+            outputs = self.model(torch.from_numpy(batch).to(self.device))
+            return torch.sigmoid(outputs).float().cpu().numpy()
 
 
 class OnnxEngine:
-    """The model's folded classifier under onnxruntime, on the CPU, with torch's thread count.
+    """An exported classifier under onnxruntime, on the CPU, with torch's thread count where
+    torch is in use (else onnxruntime's: one thread per core).
 
     Args:
-        model: the model; its export is read from the cache, or written there first.
-        image_size: S, the side of the input faces.
+        path: the ``.onnx`` file (:func:`cached_export`).
     """
 
     name = "onnx"
 
-    def __init__(self, model: MultiLabelModel, image_size: int) -> None:
+    def __init__(self, path: Path) -> None:
         import onnxruntime
 
-        path = cached_export(model, image_size)
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
+        if "torch" in sys.modules:
+            options.intra_op_num_threads = sys.modules["torch"].get_num_threads()
         options.inter_op_num_threads = 1
         try:
             self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -83,27 +91,34 @@ class OnnxEngine:
             raise MlferError(f"onnxruntime cannot load the exported classifier ({error})", path=path) from error
         self.input = self.session.get_inputs()[0].name
 
-    def __call__(self, batch: torch.Tensor) -> np.ndarray:
-        (probabilities,) = self.session.run(None, {self.input: batch.float().numpy()})
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        (probabilities,) = self.session.run(None, {self.input: np.ascontiguousarray(batch, dtype=np.float32)})
         return np.asarray(probabilities, dtype=np.float32)
 
 
-def choose_engine(model: MultiLabelModel, image_size: int, kind: str | None = None) -> Engine:
-    """The engine ``kind`` names (default ``$MLFER_ENGINE``, else ``auto``).
-
-    ``auto`` is onnxruntime for a model on the CPU, and PyTorch on a GPU or where the export
-    fails (with a warning saying why); ``onnx`` insists on onnxruntime.
-    """
+def engine_kind(kind: str | None = None) -> str:
+    """``kind``, else ``$MLFER_ENGINE``, else ``auto``; one of :data:`ENGINES`."""
     kind = kind or os.environ.get("MLFER_ENGINE") or "auto"
     if kind not in ENGINES:
         raise MlferError(f"unknown engine {kind!r}; choose from {', '.join(ENGINES)}", field="engine")
+    return kind
+
+
+def choose_engine(model: MultiLabelModel, image_size: int, kind: str | None = None, key: str | None = None) -> Engine:
+    """The engine ``kind`` names for a model in memory (:func:`engine_kind`).
+
+    ``auto`` is onnxruntime for a model on the CPU, and PyTorch on a GPU or where the export
+    fails (with a warning saying why); ``onnx`` insists on onnxruntime. ``key`` names the export
+    in the cache (default :func:`export_key`).
+    """
+    kind = engine_kind(kind)
     on_cpu = next(model.parameters()).device.type == "cpu"
     if kind == "torch" or (kind == "auto" and not on_cpu):
         return TorchEngine(model)
     if not on_cpu:
         raise MlferError("the onnx engine runs on the CPU; this model is on a GPU", field="engine")
     try:
-        return OnnxEngine(model, image_size)
+        return OnnxEngine(cached_export(model, image_size, key))
     except Exception as error:
         if kind == "onnx":
             raise
@@ -111,29 +126,59 @@ def choose_engine(model: MultiLabelModel, image_size: int, kind: str | None = No
         return TorchEngine(model)
 
 
+def folder_engine(directory: Path, image_size: int, trust_unverified: bool = False) -> tuple[str, Engine | None]:
+    """The export key of a model folder, and its onnxruntime engine where the cache holds the
+    export (else ``None``), made without torch: the folder is checked first as
+    :func:`~mlfer.models.checkpoint.load_model` checks it (manifest, the weights' checksum rule)."""
+    config = load_config(directory / CONFIG_FILE)
+    read_package(directory, config, trust_unverified)
+    check_weights_checksum(directory / MODEL_FILE, trust_unverified)
+    weights, settings = file_sha256(directory / MODEL_FILE), file_sha256(directory / CONFIG_FILE)
+    key = _hashed("folder", weights, settings, image_size)
+    path = _cached(key)
+    return key, None if path is None else OnnxEngine(path)
+
+
 def export_key(model: MultiLabelModel, image_size: int) -> str:
-    """What an export depends on, hashed: the model's tensors and settings, the face size, and the
-    versions of mlfer, its export format, torch and onnx."""
+    """The cache key of a model in memory: the SHA-256 of its tensors, its settings, the face size."""
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
-    parts = (state_sha256(state), repr(model.config), image_size, __version__, EXPORT_FORMAT, torch.__version__)
-    return hashlib.sha256(repr((*parts, version("onnx"))).encode()).hexdigest()
+    return _hashed("state", state_sha256(state), repr(model.config), image_size)
 
 
-def cached_export(model: MultiLabelModel, image_size: int, folder: Path | None = None) -> Path:
-    """The model's ONNX export from ``folder`` (default ``cache_home() / "onnx"``), written first
-    where it is missing or fails its recorded SHA-256; the oldest beyond :data:`KEEP_EXPORTS` go."""
-    folder = folder or cache_home() / "onnx"
-    key = export_key(model, image_size)
-    path, digest = folder / f"{key}.onnx", folder / f"{key}.sha256"
-    if path.is_file() and digest.is_file() and digest.read_text().strip() == file_sha256(path):
-        os.utime(path)  # most recently used
+def cached_export(model: MultiLabelModel, image_size: int, key: str | None = None) -> Path:
+    """The model's ONNX export from the cache (``cache_home() / "onnx"``), written first where it
+    is missing or fails its recorded SHA-256; the oldest beyond :data:`KEEP_EXPORTS` go."""
+    key = key or export_key(model, image_size)
+    path = _cached(key)
+    if path is not None:
         return path
     from mlfer.inference.export import export_onnx
 
+    path = _folder() / f"{key}.onnx"
     export_onnx(model, path, image_size)  # written atomically; a kill before the digest means export again
-    write_text_atomic(digest, file_sha256(path) + "\n")
-    _prune(folder)
+    write_text_atomic(path.with_suffix(".sha256"), file_sha256(path) + "\n")
+    _prune(_folder())
     return path
+
+
+def _hashed(*parts: object) -> str:
+    """A key of ``parts`` and the versions an export depends on (mlfer, its format, torch, onnx)."""
+    versions = (__version__, EXPORT_FORMAT, version("torch"), version("onnx"))
+    return hashlib.sha256(repr((*parts, *versions)).encode()).hexdigest()
+
+
+def _folder() -> Path:
+    return cache_home() / "onnx"
+
+
+def _cached(key: str) -> Path | None:
+    """The export of ``key`` where it is in the cache and matches its digest (marked as used)."""
+    path = _folder() / f"{key}.onnx"
+    digest = path.with_suffix(".sha256")
+    if path.is_file() and digest.is_file() and digest.read_text().strip() == file_sha256(path):
+        os.utime(path)  # most recently used
+        return path
+    return None
 
 
 def _prune(folder: Path) -> None:

@@ -16,23 +16,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from mlfer.core.config import load_config
 from mlfer.core.errors import MlferError
 from mlfer.core.expressions import EXPRESSIONS
 from mlfer.evaluation.thresholds import as_thresholds
 from mlfer.faces.align import align_face
 from mlfer.faces.boundary import guarded
 from mlfer.faces.detect import Face, FaceDetector
-from mlfer.inference.engine import Engine, choose_engine
+from mlfer.inference.engine import Engine, choose_engine, engine_kind, folder_engine
 from mlfer.inference.inputs import Frame, Input, iter_inputs
 from mlfer.inference.table import Result, rows_to_frame
-from mlfer.models.checkpoint import load_model
-from mlfer.models.model import MultiLabelModel
+from mlfer.models.package import CONFIG_FILE
+from mlfer.models.preprocessing import Preprocessing
+from mlfer.models.shipped import shipped_model_dir
 from mlfer.runtime.prefetch import prefetch
+
+if TYPE_CHECKING:
+    from mlfer.models.model import MultiLabelModel
 
 #: Most decoded pixels of a group of pictures whose faces wait for a batch (60 MB as RGB); one
 #: more picture is read before the group is closed, and three groups are held at most (one
@@ -64,6 +70,9 @@ class Recognizer:
             ``$MLFER_ENGINE``, else ``auto``. Made on the first :meth:`classify`.
     """
 
+    #: How faces are framed and prepared, and the thresholds (the model's, or given here).
+    preprocessing: Preprocessing
+
     def __init__(
         self,
         model: MultiLabelModel | None = None,
@@ -73,31 +82,80 @@ class Recognizer:
         image_size: int | None = None,
         engine: str | None = None,
     ) -> None:
+        self._prepare(detector, batch_size, engine)
         if model is None:
-            model = load_model()
-        if model.config.backbone == "identity":
-            raise MlferError(
-                "this model classifies feature vectors, not images (identity backbone)", field="model.backbone"
-            )
+            self._open(shipped_model_dir(), "cpu", "auto", False, image_size)
+        else:
+            self._take(model)
+        if thresholds is not None:
+            self.preprocessing = replace(self.preprocessing, thresholds=tuple(as_thresholds(thresholds).tolist()))
+        if image_size is not None:
+            self.preprocessing = replace(self.preprocessing, image_size=image_size)
+
+    @classmethod
+    def from_folder(
+        cls,
+        directory: str | Path | None = None,
+        detector: FaceDetector | None = None,
+        *,
+        device: str = "cpu",
+        thresholds: str = "auto",
+        trust_unverified: bool = False,
+        batch_size: int = 32,
+        engine: str | None = None,
+    ) -> Recognizer:
+        """A Recognizer for a model folder (``None``: the packaged model), checked as
+        :func:`~mlfer.models.checkpoint.load_model` checks it (``thresholds`` and
+        ``trust_unverified`` as there). On the CPU with onnxruntime, once the folder's export is
+        in the cache, the model is not built in PyTorch, nor torch imported (start-up about 3 s
+        shorter)."""
+        recognizer = cls.__new__(cls)
+        recognizer._prepare(detector, batch_size, engine)
+        folder = shipped_model_dir() if directory is None else Path(directory)
+        recognizer._open(folder, device, thresholds, trust_unverified)
+        return recognizer
+
+    def _prepare(self, detector: FaceDetector | None, batch_size: int, engine: str | None) -> None:
         if batch_size < 1:
             raise MlferError(f"must be at least 1, got {batch_size}", field="batch_size")
-        preprocessing = model.preprocessing
-        if thresholds is not None:
-            preprocessing = replace(preprocessing, thresholds=tuple(as_thresholds(thresholds).tolist()))
-        if image_size is not None:
-            preprocessing = replace(preprocessing, image_size=image_size)
-        self.model = model.eval()
+        self.engine_kind = engine_kind(engine)
         self.detector = detector if detector is not None else FaceDetector()
-        self.preprocessing = preprocessing
         self.batch_size = batch_size
-        self.engine_kind = engine
+        #: The model in PyTorch; ``None`` where its export in the cache runs without it.
+        self.model: MultiLabelModel | None = None
         self._engine: Engine | None = None
+        self._export_key: str | None = None
+
+    def _take(self, model: MultiLabelModel) -> None:
+        _check_backbone(model.config.backbone)
+        self.model = model.eval()
+        self.preprocessing = model.preprocessing
+
+    def _open(
+        self, folder: Path, device: str, thresholds: str, trust_unverified: bool, image_size: int | None = None
+    ) -> None:
+        """The model of ``folder``: its export from the cache where the engine is onnxruntime and the
+        cache holds it, else the model itself (whose export the engine then keeps under the folder's key)."""
+        if not folder.is_dir():
+            raise MlferError("checkpoint folder not found", path=folder)
+        config = load_config(folder / CONFIG_FILE)
+        if str(device) == "cpu" and self.engine_kind != "torch":
+            size = image_size or config.train.image_size
+            self._export_key, self._engine = folder_engine(folder, size, trust_unverified)
+            if self._engine is not None:
+                _check_backbone(config.model.backbone)
+                self.preprocessing = Preprocessing.from_folder(folder, config, thresholds)
+                return
+        from mlfer.models.checkpoint import load_model  # PyTorch, only when the model must be built
+
+        self._take(load_model(folder, device, thresholds, trust_unverified=trust_unverified))
 
     @property
     def engine(self) -> Engine:
-        """What runs the model: made once, on first use."""
+        """What runs the model (:func:`~mlfer.inference.engine.choose_engine`): made once, on first use."""
         if self._engine is None:
-            self._engine = choose_engine(self.model, self.image_size, self.engine_kind)
+            assert self.model is not None, "a Recognizer without its model has its engine"
+            self._engine = choose_engine(self.model, self.image_size, self.engine_kind, self._export_key)
         return self._engine
 
     @property
@@ -120,7 +178,7 @@ class Recognizer:
         outputs = [np.zeros((0, len(EXPRESSIONS)), dtype=np.float32)]
         size = self.batch
         for start in range(0, len(faces), size):
-            outputs.append(self.engine(self.preprocessing.batch(faces[start : start + size])))
+            outputs.append(self.engine(self.preprocessing.array(faces[start : start + size])))
         return np.concatenate(outputs)
 
     def iter_results(self, inputs: Input | Iterable[Input], every: int = 1) -> Iterator[Result]:
@@ -194,3 +252,10 @@ class Recognizer:
             result.probabilities = probabilities[start : start + len(result.faces)]
             start += len(result.faces)
             yield result
+
+
+def _check_backbone(backbone: str) -> None:
+    if backbone == "identity":
+        raise MlferError(
+            "this model classifies feature vectors, not images (identity backbone)", field="model.backbone"
+        )

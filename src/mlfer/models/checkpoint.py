@@ -10,7 +10,6 @@ refused rather than used. ``mlfer.load(DIR)`` is :func:`load_model`.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from mlfer.core.errors import MlferError
 from mlfer.core.fileio import atomic_path
 from mlfer.models.backbones import load_state_checked
 from mlfer.models.model import MultiLabelModel, build_model
-from mlfer.models.package import CONFIG_FILE, MODEL_FILE, read_package, seal
+from mlfer.models.package import CONFIG_FILE, MODEL_FILE, check_weights_checksum, read_package, seal
 from mlfer.models.preprocessing import Preprocessing
 from mlfer.models.shipped import shipped_model_dir
 from mlfer.runtime.hashing import state_sha256
@@ -114,7 +113,6 @@ _SHAPED_BY: dict[str, str] = {
     "head.layers": "model.graph_widths",
     "feature_scaler.": "D",
 }
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def check_weights_header(config: ModelConfig, directory: Path, trust_unverified: bool = False) -> None:
@@ -126,18 +124,12 @@ def check_weights_header(config: ModelConfig, directory: Path, trust_unverified:
     device (no memory), so a folder whose config asks for huge sizes is refused at once.
     """
     path = directory / MODEL_FILE
+    check_weights_checksum(path, trust_unverified)
     try:
         with safe_open(str(path), framework="pt") as handle:
-            recorded = (handle.metadata() or {}).get("sha256", "")
             stored = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
     except (SafetensorError, OSError) as error:
         raise MlferError(f"cannot read the weights ({error})", path=path) from error
-    if not _SHA256.fullmatch(recorded) and not trust_unverified:
-        raise MlferError(
-            "the weights carry no checksum (sha256 in their metadata), so damage cannot be detected; "
-            "if you trust this file, load it with trust_unverified=True (--trust-unverified-weights)",
-            path=path,
-        )
     head_only = dataclasses.replace(config, backbone="identity", feature_dim=config.out_features)
     with torch.device("meta"):
         expected = build_model(head_only, load_backbone_weights=False).state_dict()

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError, safe_open
+
 from mlfer.core.config import RunConfig, load_config
 from mlfer.core.errors import MlferError
 from mlfer.core.expressions import EXPRESSIONS
@@ -154,6 +156,22 @@ def read_package(directory: Path, config: RunConfig, trust_unverified: bool = Fa
             return None
         raise
     return package
+
+
+def check_weights_checksum(path: Path, trust_unverified: bool = False) -> None:
+    """Refuse a weights file whose metadata carries no SHA-256 of its tensors, unless
+    ``trust_unverified`` (reading only its header: no torch needed)."""
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            recorded = (handle.metadata() or {}).get("sha256", "")
+    except (SafetensorError, OSError) as error:
+        raise MlferError(f"cannot read the weights ({error})", path=path) from error
+    if not _SHA256.fullmatch(recorded) and not trust_unverified:
+        raise MlferError(
+            "the weights carry no checksum (sha256 in their metadata), so damage cannot be detected; "
+            "if you trust this file, load it with trust_unverified=True (--trust-unverified-weights)",
+            path=path,
+        )
 
 
 def provenance_of(config: RunConfig) -> dict[str, str | None]:

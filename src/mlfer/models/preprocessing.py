@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from mlfer.core.architectures import IN_CHANNELS
 from mlfer.core.config import RunConfig
@@ -20,8 +20,11 @@ from mlfer.core.errors import MlferError
 from mlfer.core.expressions import NUM_EXPRESSIONS
 from mlfer.core.framing import check_face_size, check_template
 from mlfer.core.jsonfile import read_json
-from mlfer.data.transforms import channel_statistics, eval_batch
+from mlfer.data.normalisation import channel_statistics, normalised_array
 from mlfer.evaluation.thresholds import DEFAULT_THRESHOLD, as_thresholds, choose_thresholds
+
+if TYPE_CHECKING:
+    import torch
 
 #: A model folder's alignment template, where its training faces were framed otherwise than mlfer's.
 FRAMING_FILE = "framing.json"
@@ -104,6 +107,13 @@ class Preprocessing:
         """The thresholds as a (6,) float array, RAF order."""
         return np.asarray(self.thresholds, dtype=np.float64)
 
+    def array(self, faces: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+        """Aligned RGB uint8 faces (each H x W x 3) as the model's input, float32 N x C x size x size
+        (numpy: what onnxruntime takes, made without torch)."""
+        return normalised_array(faces, self.image_size, self.mean, self.std, self.channels)
+
     def batch(self, faces: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
-        """Aligned RGB uint8 faces (each H x W x 3) as the model's input, N x C x size x size."""
-        return eval_batch(faces, self.image_size, self.mean, self.std, self.channels)
+        """:meth:`array` as a torch tensor, for the model itself."""
+        import torch
+
+        return torch.from_numpy(self.array(faces))

@@ -29,29 +29,13 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Sampler
 
 from mlfer.core.errors import MlferError
+from mlfer.runtime.launch import environment_int, launched
 from mlfer.runtime.reproduce import resolve_device
 
 #: What torchrun sets for each process besides ``WORLD_SIZE`` and ``LOCAL_RANK`` (read by
 #: ``init_process_group``'s ``env://`` rendezvous).
 RENDEZVOUS = ("RANK", "MASTER_ADDR", "MASTER_PORT")
 T = TypeVar("T")
-
-
-def launched() -> bool:
-    """Whether this process is one of several started by torchrun (``WORLD_SIZE`` > 1)."""
-    return _environment_int("WORLD_SIZE", default=1) > 1
-
-
-def _environment_int(name: str, default: int | None = None) -> int:
-    text = os.environ.get(name)
-    if text is None:
-        if default is None:
-            raise MlferError("torchrun sets this variable; start the command with torchrun", field=name)
-        return default
-    try:
-        return int(text)
-    except ValueError:
-        raise MlferError(f"expected a whole number, got {text!r}", field=name) from None
 
 
 @contextmanager
@@ -75,7 +59,7 @@ def process_group(device: str = "auto") -> Iterator[torch.device]:
     for name in RENDEZVOUS:
         if not os.environ.get(name):
             raise MlferError("torchrun sets this variable; start the command with torchrun", field=name)
-    local = _environment_int("LOCAL_RANK")
+    local = environment_int("LOCAL_RANK")
     gpu = target.type == "cuda"
     if gpu:
         if target.index is not None and target.index != local:
@@ -110,7 +94,7 @@ def is_main() -> bool:
 
 def is_local_main() -> bool:
     """Whether this is the first process on its node (``LOCAL_RANK`` 0)."""
-    return not dist.is_initialized() or _environment_int("LOCAL_RANK", default=0) == 0
+    return not dist.is_initialized() or environment_int("LOCAL_RANK", default=0) == 0
 
 
 def barrier() -> None:

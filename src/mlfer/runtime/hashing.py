@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # a file's digest needs no torch, and mlfer predict may run without it
+    import torch
 
 
 def file_sha256(path: Path) -> str:
@@ -19,6 +21,8 @@ def file_sha256(path: Path) -> str:
 
 def tensor_sha256(tensor: torch.Tensor) -> str:
     """Hex SHA-256 of a tensor's bytes (with its dtype and shape)."""
+    import torch
+
     digest = hashlib.sha256(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
     digest.update(tensor.contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()

@@ -19,7 +19,7 @@ from mlfer.core.config import TrainConfig
 from mlfer.core.errors import MlferError
 from mlfer.data.dataset import LabelledData, Partition
 from mlfer.data.images import to_rgb
-from mlfer.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from mlfer.data.normalisation import IMAGENET_MEAN, IMAGENET_STD
 from mlfer.runtime.distributed import OrderedShardSampler, gather_rows, ordered_shard, rank_share, training_steps
 from mlfer.train.features import EVAL_BATCH_SIZE, image_loader
 from mlfer.train.loop import target_tensor
