@@ -41,8 +41,8 @@ if TYPE_CHECKING:
     from mlfer.models.model import MultiLabelModel
 
 #: Most decoded pixels of a group of pictures whose faces wait for a batch (60 MB as RGB); one
-#: more picture is read before the group is closed, and three groups are held at most (one
-#: classified, one handed over, one being read): 180 MB of pictures and three more.
+#: more picture is read before the group is closed, and two groups are held at most (one
+#: classified, the next being detected) with one picture read ahead: docs/reliability.md, memory.
 PIXEL_BUDGET = 20_000_000
 #: Most face pixels in one forward pass, batch x image_size^2: 32 faces of 224 px.
 FACE_PIXEL_BUDGET = 32 * 224 * 224
@@ -186,18 +186,20 @@ class Recognizer:
 
         Frames are read lazily and their faces classified together once :attr:`batch` faces
         (or frames) are waiting, or the waiting frames hold :data:`PIXEL_BUDGET` pixels, so
-        memory stays flat on long inputs and does not grow with the batch size. A thread reads,
-        detects and aligns the next group of frames while this one is classified
-        (:func:`~mlfer.runtime.prefetch.prefetch`): at most three groups are held at once.
+        memory stays flat on long inputs and does not grow with the batch size. A thread detects
+        and aligns the next group of frames while this one is classified, and another reads and
+        decodes the next frame meanwhile (:func:`~mlfer.runtime.prefetch.prefetch`): two groups
+        and one more frame are held at most.
         """
         for waiting in prefetch(self._detected_groups(inputs, every)):
             yield from self._classify_waiting(waiting)
 
     def _detected_groups(self, inputs: Input | Iterable[Input], every: int) -> Iterator[list[Result]]:
-        """The frames of ``inputs``, detected and aligned, in groups whose faces fill a batch."""
+        """The frames of ``inputs``, detected and aligned, in groups whose faces fill a batch; the next
+        frame is read and decoded by a thread of its own meanwhile."""
         waiting: list[Result] = []
         faces = pixels = 0
-        for frame in iter_inputs(inputs, every):
+        for frame in prefetch(iter_inputs(inputs, every)):
             waiting.append(self._detect(frame))
             faces += len(waiting[-1].faces)
             pixels += 0 if frame.image is None else frame.image.shape[0] * frame.image.shape[1]
