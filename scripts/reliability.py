@@ -104,7 +104,7 @@ def run_tests(log: Path, soak: bool) -> tuple[int, float, str]:
     environment = {**os.environ, "MLFER_RELIABILITY_LOG": str(log), "MLFER_SOAK": "1" if soak else "0"}
     start = time.monotonic()
     finished = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", *TESTS],
         cwd=ROOT,
         env=environment,
         capture_output=True,

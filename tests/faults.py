@@ -67,9 +67,10 @@ def examples(count: int) -> int:
     return count * 10 if SOAK else count
 
 
-def kills(count: int) -> int:
-    """Kill moments per command: ``count`` in CI, 3 times more (each on a fresh run) for a soak run."""
-    return count * 3 if SOAK else count
+def kills(count: int, soak: int | None = None) -> int:
+    """Kill moments per command: ``count`` in CI, ``soak`` (default 3 times more, each on a fresh
+    run) for a soak run."""
+    return (soak or count * 3) if SOAK else count
 
 
 def record(target: str, outcome: str, detail: str = "") -> None:

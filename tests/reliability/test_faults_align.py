@@ -22,7 +22,7 @@ def test_align_killed_at_random_moments(tmp_path: Path, shared_data: Path) -> No
     kill_series(
         Command("mlfer align", args, args, [out]),
         reference.seconds,
-        kills(20),
+        kills(10, soak=60),
         tmp_path / "scratch",
         seed=3,
         fresh=SOAK,

@@ -58,7 +58,7 @@ def test_predict_killed_at_random_moments(checkpoint: Path, photos: Path, tmp_pa
     kill_series(
         Command("mlfer predict", args, args, [out]),
         reference.seconds,
-        kills(20),
+        kills(10, soak=60),
         tmp_path / "scratch",
         seed=4,
         fresh=SOAK,

@@ -58,7 +58,7 @@ def test_train_killed_at_random_moments_resumes_to_the_uninterrupted_result(tmp_
     reference.check_finished()
     out = tmp_path / "out"
     command = Command("mlfer train", args(out), [*args(out), "--resume"], [out], verify=verify_state)
-    kill_series(command, reference.seconds, kills(20), tmp_path / "scratch", seed=1, fresh=SOAK)
+    kill_series(command, reference.seconds, kills(10, soak=60), tmp_path / "scratch", seed=1, fresh=SOAK)
     resumed = json.loads((out / "metrics.json").read_text())
     whole = json.loads((tmp_path / "reference" / "metrics.json").read_text())
     assert resumed["runs"]["split-seed0"] == pytest.approx(whole["runs"]["split-seed0"], abs=1e-5)
@@ -84,7 +84,7 @@ def test_feature_cache_build_killed_at_random_moments(tmp_path: Path) -> None:
     command = Command("feature cache", args(out), [*args(out), "--resume"], [out, cache], verify=verify_cache_entry)
     command.reset()
     # A run killed in the build leaves no entry, so each rerun builds again until one gets past it.
-    kill_series(command, reference.seconds, kills(20), tmp_path / "scratch", seed=2, fresh=SOAK)
+    kill_series(command, reference.seconds, kills(10, soak=60), tmp_path / "scratch", seed=2, fresh=SOAK)
     assert sorted(path.name for path in cache.iterdir() if not path.name.startswith(".")) == entries
 
 
