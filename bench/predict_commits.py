@@ -213,6 +213,10 @@ def report(
     same = answers["same_top"] >= TARGET_SAME_TOP and answers["mean_change"] <= TARGET_MEAN_CHANGE
     lines += [
         "",
+        "Stages are timed one after the other: this checkout classifies in onnxruntime with all cores but one "
+        "(here one thread), since in `mlfer predict` detection and decoding run beside it in threads of their own "
+        "and its faces wait on detection; its start-up imports no torch (the export is cached).",
+        "",
         f"Answers: {answers['before']} faces before, {answers['after']} now, {answers['both']} in both; the top "
         f"expression is the same on **{answers['same_top']:.1%}** of them (target {TARGET_SAME_TOP:.0%}), the mean "
         f"absolute change of a probability is **{answers['mean_change']:.4f}** (target {TARGET_MEAN_CHANGE}), "

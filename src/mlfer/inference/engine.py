@@ -73,15 +73,16 @@ class OnnxEngine:
 
     Args:
         path: the ``.onnx`` file (:func:`cached_export`).
+        threads: onnxruntime's threads (default :func:`classify_threads`).
     """
 
     name = "onnx"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, threads: int | None = None) -> None:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = classify_threads()
+        options.intra_op_num_threads = threads or classify_threads()
         options.inter_op_num_threads = 1
         # Detection and decoding run beside it (Recognizer.iter_results): threads that spin while
         # idle would take their cores.
