@@ -36,7 +36,7 @@ from mlfer.evaluation.metrics import METRIC_NAMES
 from mlfer.models.backbones import build_backbone
 from mlfer.models.checkpoint import load_model
 from mlfer.runtime import distributed
-from mlfer.train import features, loop
+from mlfer.train import features, gpu, loop
 from mlfer.train.cache import FeatureCache
 from mlfer.train.evaluation import evaluate_model, evaluation_rows
 from mlfer.train.gpu import Accelerated, training_module
@@ -472,6 +472,26 @@ def test_gpu_switches_run_on_the_cpu() -> None:
     assert isinstance(compiled, torch._dynamo.eval_frame.OptimizedModule)
     with pytest.raises(MlferError, match="train.amp"):
         TrainConfig(amp="fp8")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_amp_auto_is_bf16_only_where_the_device_computes_it(native: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gpu, "native_bf16", lambda device: native)
+    model = nn.Linear(4, 6)
+    wrapped = gpu.training_module(model, TrainConfig(amp="auto"), torch.device("cpu"))
+    assert (wrapped.amp == "bf16") if native else wrapped is model  # emulated bf16 is slower than float32
+
+
+def test_native_bf16_reads_the_cpu_flags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    flags = tmp_path / "cpuinfo"
+    monkeypatch.setattr(gpu, "Path", lambda _: flags)
+    for line, native in (
+        ("flags : fpu avx2 fma", False),
+        ("flags : avx512f avx512_bf16", True),
+        ("flags : amx_bf16", True),
+    ):
+        flags.write_text(line + "\n")
+        assert gpu.native_bf16(torch.device("cpu")) is native
 
 
 def test_gpu_bench_smoke_prints_its_table(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,6 +1,7 @@
 """The GPU switches of a run, applied to the module the epoch loop drives.
 
-``train.amp=bf16`` (bfloat16 autocast), ``train.channels_last`` (NHWC activations),
+``train.amp=bf16`` (bfloat16 autocast; ``auto``: where the device computes bfloat16 natively,
+:func:`native_bf16`), ``train.channels_last`` (NHWC activations),
 ``train.sync_batchnorm`` (BatchNorm statistics over the global batch under torchrun) and
 ``train.compile`` (``torch.compile``) are all off by default, and all run on the CPU too
 (``sync_batchnorm`` only matters with several GPUs). With every switch off and one
@@ -10,6 +11,7 @@ process, :func:`training_module` returns the module itself.
 from __future__ import annotations
 
 import typing
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -45,6 +47,16 @@ class Accelerated(nn.Module):
             return self.module(inputs).float()
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 natively: a GPU that supports it, or a CPU with AMX or
+    AVX-512 BF16 (elsewhere autocast emulates it, slower than float32)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = set(cpuinfo.read_text().split()) if cpuinfo.is_file() else set()
+    return bool(flags & {"amx_bf16", "avx512_bf16"})
+
+
 def training_module(module: nn.Module, config: TrainConfig, device: torch.device) -> nn.Module:
     """The module :func:`mlfer.train.loop.fit` trains and evaluates: ``module`` (already on
     ``device``) with SyncBatchNorm, the :class:`Accelerated` wrapper, DistributedDataParallel
@@ -56,7 +68,8 @@ def training_module(module: nn.Module, config: TrainConfig, device: torch.device
         if device.type != "cuda":
             raise MlferError("SyncBatchNorm needs GPUs; turn it off on the CPU", field="train.sync_batchnorm")
         nn.SyncBatchNorm.convert_sync_batchnorm(module)
-    if config.amp != "none" or config.channels_last:
-        module = Accelerated(module, config.amp, config.channels_last)
+    amp = ("bf16" if native_bf16(device) else "none") if config.amp == "auto" else config.amp
+    if amp != "none" or config.channels_last:
+        module = Accelerated(module, amp, config.channels_last)
     module = wrap_data_parallel(module, device)
     return typing.cast(nn.Module, torch.compile(module)) if config.compile else module
