@@ -154,7 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ferplus", metavar="DIR", help="FER+ folder: PublicTest AP of each checkout")
     parser.add_argument("--data", type=Path, default=DATA, help="the shared faces folder")
     parser.add_argument("--write", action="store_true", help="write the section to docs/benchmarks.md")
+    parser.add_argument("--check", action="store_true", help="exit 1 unless every target is met")
+    parser.add_argument("--smoke", action="store_true", help="6 photos, one round: that the script runs")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.photos, args.rounds = 6, 1
     checkouts = {"before": args.before.resolve(), "this": ROOT / "src"}
     ferplus = f"ferplus:{args.ferplus}?test=valid" if args.ferplus else ""
     print(machine(), flush=True)
@@ -174,9 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         stages = {name: run_stages(src, folder, ferplus, work / f"{name}.json") for name, src in checkouts.items()}
     body, passed = report(args, seconds, answers, stages)
     print(body)
-    if args.write:
+    if args.write and not args.smoke:
         write_section("Prediction, this checkout against an earlier one", body)
-    return 0 if passed else 1
+    return 1 if args.check and not passed else 0
 
 
 def report(

@@ -290,3 +290,69 @@ def test_framed_faces_frames_each_face_once_per_model_input_side(bench: None, sh
         assert list(by_name) == list(framing.FRAMINGS)
         assert all(len(faces) == len(kept) for faces in by_name.values())
         assert {face.shape for faces in by_name.values() for face in faces} == {(size, size, 3)}
+
+
+def test_predict_commits_compares_answers_and_judges_the_targets(bench: None, tmp_path: Path) -> None:
+    import predict_commits
+
+    columns = "input,face_id,face_detected,surprise,fear,disgust,happiness,sadness,anger\n"
+    (tmp_path / "a.csv").write_text(columns + "x.jpg,0,True,0.9,0,0,0.1,0,0\ny.jpg,0,False,,,,,,\n")
+    (tmp_path / "b.csv").write_text(columns + "x.jpg,0,True,0.8,0,0,0.2,0,0\ny.jpg,0,False,,,,,,\n")
+    answers = predict_commits.compare(tmp_path / "a.csv", tmp_path / "b.csv")
+    assert (answers["before"], answers["both"], answers["same_top"]) == (1, 1, 1.0)
+    assert answers["mean_change"] == pytest.approx(0.2 / 6)
+    timings = dict.fromkeys(("read", "detect", "align", "classify"), 0.01)
+    stages = {name: {"faces": 1, "seconds": timings} for name in ("before", "this")}
+    args = type("Args", (), {"photos": 1, "rounds": 1})()
+    body, passed = predict_commits.report(args, {"before": [2.0], "this": [1.0]}, answers, stages)
+    assert "Speed-up: 2.00x" in body and passed is False  # 0.033 mean change is over the 0.01 allowed
+    close = {**answers, "mean_change": 0.001}
+    assert predict_commits.report(args, {"before": [2.0], "this": [1.0]}, close, stages)[1]
+    assert not predict_commits.report(args, {"before": [2.0], "this": [1.5]}, close, stages)[1]
+
+
+def test_train_speed_makes_a_ferplus_subset_and_judges_the_ratio(bench: None, tmp_path: Path) -> None:
+    import train_speed
+
+    source = tmp_path / "ferplus"
+    rows = ["Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"]
+    for usage, folder, count in (("Training", "FER2013Train", 6), ("PublicTest", "FER2013Valid", 4)):
+        (source / folder).mkdir(parents=True)
+        for number in range(count):
+            name = f"{usage}{number}.png"
+            (source / folder / name).write_bytes(b"png")
+            rows.append(f"{usage},{name},0,10,0,0,0,0,0,0,0,0")
+    (source / "fer2013new.csv").write_text("\n".join(rows) + "\n")
+    made = train_speed.subset(source, tmp_path / "subset", faces=3, test=2)
+    assert len(list((made / "FER2013Train").iterdir())) == 3 and len(list((made / "FER2013Valid").iterdir())) == 2
+    assert len((made / "fer2013new.csv").read_text().splitlines()) == 6
+    metrics = {"average_precision": 0.6, "macro_auc": 0.6}
+    args = type("Args", (), {"faces": 3, "test": 2, "seeds": 1})()
+    body, passed = train_speed.report(args, {"before": [(10.0, metrics)], "this": [(6.0, metrics)]})
+    assert "**0.60**" in body and passed
+    assert not train_speed.report(args, {"before": [(10.0, metrics)], "this": [(8.0, metrics)]})[1]
+
+
+def test_classify_peak_reads_the_machine_and_judges_each_path(bench: None) -> None:
+    import classify_peak
+
+    peak, how = classify_peak.fma_peak()
+    assert peak > 0 and "float32 lanes" in how
+    rng = np.random.default_rng(0)
+    inputs = rng.random((40, 1, 4, 4)).astype(np.float32)
+    labels = (rng.random((40, 6)) < 0.3).astype(np.uint8)
+    scores = rng.random((40, 6)).astype(np.float32)
+
+    paths = {
+        "exact": lambda batch: _lookup(inputs, scores, batch),
+        "noisy": lambda batch: 1 - _lookup(inputs, scores, batch),  # every answer turned round
+    }
+    gemm = {"torch float32 GEMM (oneDNN/MKL)": 100.0}
+    body, fit = classify_peak.report(paths, inputs, labels, 10**6, peak, how, gemm)
+    assert fit and "| exact |" in body and body.count("| yes |") == 1 and "**exact**" in body
+
+
+def _lookup(inputs: np.ndarray, scores: np.ndarray, batch: np.ndarray) -> np.ndarray:
+    """The scores of the rows of ``inputs`` that ``batch`` holds."""
+    rows = [int(np.flatnonzero((inputs == row).all(axis=(1, 2, 3)))[0]) for row in batch]
+    return scores[rows]
