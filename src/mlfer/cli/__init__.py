@@ -11,6 +11,7 @@ import importlib
 import io
 import sys
 import warnings
+from pathlib import Path
 from typing import TextIO
 
 from mlfer.core.errors import MlferError
@@ -32,6 +33,16 @@ COMMANDS: tuple[str, ...] = (
     "mlfer.cli.summary",
     "mlfer.cli.info",
 )
+
+
+def add_checkpoint_argument(parser: argparse.ArgumentParser) -> None:
+    """``--checkpoint DIR``, for the commands that run one model (default: the packaged one)."""
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="DIR",
+        help="model folder (mlfer train); default: the FER+ model that ships with mlfer (mlfer info)",
+    )
 
 
 def add_trust_argument(parser: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from mlfer.cli import add_trust_argument
+from mlfer.cli import add_checkpoint_argument, add_trust_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,12 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "array of records), .jsonl/.ndjson (a record per line) or .parquet."
         ),
     )
-    parser.add_argument(
-        "--checkpoint",
-        type=Path,
-        metavar="DIR",
-        help="model folder (mlfer train); default: the FER+ model that ships with mlfer (mlfer info)",
-    )
+    add_checkpoint_argument(parser)
     parser.add_argument(
         "inputs",
         nargs="+",

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
-from mlfer.cli import add_trust_argument
+from mlfer.cli import add_checkpoint_argument, add_trust_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,12 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "(docs/serve.md)."
         ),
     )
-    parser.add_argument(
-        "--checkpoint",
-        type=Path,
-        metavar="DIR",
-        help="model folder (mlfer train); default: the FER+ model that ships with mlfer (mlfer info)",
-    )
+    add_checkpoint_argument(parser)
     parser.add_argument(
         "--host", default=defaults.host, help=f"address to listen on (default {defaults.host}: this machine only)"
     )
