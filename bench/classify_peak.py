@@ -42,9 +42,8 @@ from mlfer.models.checkpoint import load_model
 
 TARGET_SAME_TOP, TARGET_MEAN_CHANGE, TARGET_AP = 0.97, 0.01, 0.002
 BATCH = 32
-GEMM_SIDE = 4096
-#: Training faces the int8 path is calibrated on.
-CALIBRATION = 512
+#: Side of the square GEMMs timed, and the Training faces the int8 path is calibrated on.
+GEMM_SIDE, CALIBRATION = 4096, 512
 
 
 def fma_peak() -> tuple[float, str]:
@@ -61,9 +60,8 @@ def fma_peak() -> tuple[float, str]:
     )
 
 
-def gemm_gflops() -> dict[str, float]:
-    """Measured float32 GEMM rates (and bfloat16 through torch, for reference)."""
-    side = GEMM_SIDE
+def gemm_gflops(side: int = GEMM_SIDE) -> dict[str, float]:
+    """Measured ``side`` x ``side`` float32 GEMM rates (and bfloat16 through torch, for reference)."""
     a = torch.randn(side, side)
     rates = {"torch float32 GEMM (oneDNN/MKL)": 2 * side**3 / best_seconds(lambda: a @ a, 5) / 1e9}
     half = a.bfloat16()
@@ -73,7 +71,9 @@ def gemm_gflops() -> dict[str, float]:
     return rates
 
 
-def publictest_faces(spec: str, limit: int | None) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+def publictest_faces(
+    spec: str, limit: int | None, calibration: int = CALIBRATION
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """PublicTest's labels and RGB faces, and Training faces for calibration."""
     data = load_dataset(spec)
     split = np.asarray(data.split)
@@ -85,7 +85,7 @@ def publictest_faces(spec: str, limit: int | None) -> tuple[np.ndarray, np.ndarr
         return np.stack([grey] * 3, axis=-1) if grey.ndim == 3 else grey
 
     test = np.flatnonzero(split == "test")[:limit]
-    train = np.random.default_rng(0).choice(np.flatnonzero(split == "train"), CALIBRATION, replace=False)
+    train = np.random.default_rng(0).choice(np.flatnonzero(split == "train"), calibration, replace=False)
     return np.asarray(data.labels)[test], faces(test), list(faces(train))
 
 
@@ -105,25 +105,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 unless mlfer predict's path is fit to serve")
     parser.add_argument("--smoke", action="store_true", help="64 faces, a small GEMM: that the script runs")
     args = parser.parse_args(argv)
+    side, count = (256, 64) if args.smoke else (GEMM_SIDE, CALIBRATION)
     if args.smoke:
-        global GEMM_SIDE, CALIBRATION
-        args.faces, GEMM_SIDE, CALIBRATION = 64, 256, 64
+        args.faces = 64
     print(machine(), flush=True)
     model = load_model(thresholds="default")
     preprocessing = model.preprocessing
-    labels, test, calibration = publictest_faces(f"ferplus:{args.ferplus}?test=valid", args.faces)
+    labels, test, calibration = publictest_faces(f"ferplus:{args.ferplus}?test=valid", args.faces, count)
     inputs = preprocessing.array(test)
     folded = FoldedClassifier(model).eval()
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         folded(torch.from_numpy(inputs[:1]))
     flops = counter.get_total_flops()
     peak, how = fma_peak()
-    gemm = gemm_gflops()
+    gemm = gemm_gflops(side)
     with tempfile.TemporaryDirectory() as temporary:
         fp32 = export_onnx(model, Path(temporary) / "fp32.onnx")
         int8 = Path(temporary) / "int8.onnx"
         name = onnxruntime.InferenceSession(str(fp32)).get_inputs()[0].name
-        batches = [preprocessing.array(calibration[start : start + BATCH]) for start in range(0, CALIBRATION, BATCH)]
+        batches = [preprocessing.array(calibration[start : start + BATCH]) for start in range(0, count, BATCH)]
         quantize_static(
             str(fp32),
             str(int8),
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             "PyTorch bfloat16 autocast, channels-last": lambda batch: _torch(channels_last, batch, bf16=True),
             "onnxruntime int8 (static, QDQ, per channel)": OnnxEngine(int8, torch.get_num_threads()),
         }
-        body, passed = report(paths, inputs, labels, flops, peak, how, gemm)
+        body, passed = report(paths, inputs, labels, flops, peak, how, gemm, side)
     print(body)
     if args.write and not args.smoke:
         write_section("Classification against the CPU's peak", body)
@@ -176,6 +176,7 @@ def report(
     peak: float,
     how: str,
     gemm: dict[str, float],
+    side: int = GEMM_SIDE,
 ) -> tuple[str, bool]:
     """The section (the peaks, then one row per path) and whether ``mlfer predict``'s path, the
     first, is fit to serve."""
@@ -187,7 +188,7 @@ def report(
         "| peak | GFLOP/s |",
         "|---|---:|",
         f"| FMA peak, {how} (the clock is the one `/proc/cpuinfo` reports; turbo unknown) | {peak:.0f} |",
-        *(f"| {name}, {GEMM_SIDE} x {GEMM_SIDE} | {rate:.0f} |" for name, rate in gemm.items()),
+        *(f"| {name}, {side} x {side} | {rate:.0f} |" for name, rate in gemm.items()),
         "",
         f"Classification of {len(inputs):,} FER+ PublicTest faces at batch {BATCH}, all cores; answers against "
         "onnxruntime float32:",
