@@ -16,6 +16,7 @@ from faults import (
     Command,
     cut_in_half,
     flip_last_byte,
+    is_temporary,
     kill_series,
     kills,
     record,
@@ -64,7 +65,8 @@ def test_predict_killed_at_random_moments(checkpoint: Path, photos: Path, tmp_pa
         fresh=SOAK,
     )
     assert (out / "faces.csv").read_bytes() == (tmp_path / "reference" / "faces.csv").read_bytes()
-    assert sorted(path.name for path in (out / "annotated").iterdir()) == sorted(
+    # a kill may leave a hidden temporary (.NAME.XXXX.part) that no reader takes: docs/reliability.md
+    assert sorted(path.name for path in (out / "annotated").iterdir() if not is_temporary(Path(path.name))) == sorted(
         path.name for path in (tmp_path / "reference" / "annotated").iterdir()
     )
 
