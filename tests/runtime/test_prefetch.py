@@ -21,7 +21,10 @@ def test_items_come_in_order_and_one_is_made_ahead() -> None:
     made: list[int] = []
     items = prefetch(_counted(made))
     assert next(items) == 0
-    time.sleep(0.1)
+    deadline = time.monotonic() + 10
+    while len(made) < 2 and time.monotonic() < deadline:  # the thread's work, however busy the machine
+        time.sleep(0.01)
+    time.sleep(0.1)  # time to go further, were it not bounded
     assert made == [0, 1]  # the next one, while the caller holds this one; no more
     assert list(items) == [1, 2, 3, 4, 5]
 
