@@ -265,3 +265,12 @@ def test_the_batch_is_lowered_for_large_faces(recognizer: Recognizer) -> None:
     finally:
         del big.model.forward
     assert calls == [6, 1]
+
+
+def test_a_twin_with_another_detector_shares_the_model_and_engine(recognizer: Recognizer) -> None:
+    detector = FaceDetector(0.9)
+    twin = recognizer.with_detector(detector)
+    assert twin.detector is detector and recognizer.detector is not detector
+    assert twin.model is recognizer.model and twin.preprocessing == recognizer.preprocessing
+    assert twin.engine is recognizer.engine
+    detector.close()

@@ -14,6 +14,7 @@ pictures is read and detected while one is classified.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -149,6 +150,15 @@ class Recognizer:
         from mlfer.models.checkpoint import load_model  # PyTorch, only when the model must be built
 
         self._take(load_model(folder, device, thresholds, trust_unverified=trust_unverified))
+
+    def with_detector(self, detector: FaceDetector) -> Recognizer:
+        """This recognizer with another face detector, sharing its model, preprocessing and engine
+        (made now where it is not yet): a MediaPipe graph serves one thread at a time, the engine
+        serves them all."""
+        self._engine = self.engine
+        twin = copy.copy(self)
+        twin.detector = detector
+        return twin
 
     @property
     def engine(self) -> Engine:

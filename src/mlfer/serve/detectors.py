@@ -1,8 +1,9 @@
 """Recognizers lent to worker threads, one caller at a time, by minimum detection score.
 
 A MediaPipe graph serves one caller at a time, and its minimum score is fixed when it is made,
-so each worker thread borrows a :class:`Recognizer` (sharing the one model) with a detector of
-the score the request asks for. Idle ones are kept up to a bound, the oldest closed first.
+so each worker thread borrows a :class:`Recognizer` (sharing the one model and engine:
+:meth:`Recognizer.with_detector`) with a detector of the score the request asks for. Idle ones
+are kept up to a bound, the oldest closed first.
 """
 
 from __future__ import annotations
@@ -13,19 +14,18 @@ from contextlib import contextmanager
 
 from mlfer.faces.detect import FaceDetector
 from mlfer.inference.recognizer import Recognizer
-from mlfer.models.model import MultiLabelModel
 
 
 class RecognizerPool:
-    """Lends recognizers that share ``model``, each with its own face detector.
+    """Lends twins of ``recognizer``, each with its own face detector.
 
     Args:
-        model: the loaded model.
+        recognizer: the server's recognizer, whose model and engine the twins share.
         max_idle: idle recognizers kept for reuse.
     """
 
-    def __init__(self, model: MultiLabelModel, max_idle: int = 4) -> None:
-        self.model = model
+    def __init__(self, recognizer: Recognizer, max_idle: int = 4) -> None:
+        self.recognizer = recognizer
         self.max_idle = max_idle
         self._idle: list[tuple[float, Recognizer]] = []
         self._lock = threading.Lock()
@@ -56,7 +56,7 @@ class RecognizerPool:
                 if score == min_score:
                     del self._idle[index]
                     return recognizer
-        return Recognizer(self.model, FaceDetector(min_score))
+        return self.recognizer.with_detector(FaceDetector(min_score))
 
     def _give_back(self, min_score: float, recognizer: Recognizer) -> None:
         with self._lock:

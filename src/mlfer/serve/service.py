@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from mlfer.core.config import load_config
 from mlfer.core.errors import MlferError
 from mlfer.core.expressions import EXPRESSIONS
 from mlfer.core.version import __version__
@@ -28,7 +29,7 @@ from mlfer.inference.inputs import Frame, iter_inputs
 from mlfer.inference.recognizer import Recognizer
 from mlfer.inference.table import Result
 from mlfer.inference.video import is_video
-from mlfer.models.checkpoint import load_model
+from mlfer.models.package import CONFIG_FILE
 from mlfer.models.shipped import shipped_model_dir
 from mlfer.serve.batcher import Batcher
 from mlfer.serve.detectors import RecognizerPool
@@ -66,11 +67,17 @@ class PredictionService:
         self.settings = settings
         self.metrics = metrics
         self.directory = shipped_model_dir() if settings.checkpoint is None else Path(settings.checkpoint)
-        self.model = load_model(
-            self.directory, settings.device, settings.thresholds, trust_unverified=settings.trust_unverified
+        # As mlfer predict opens it: the folder's export, shared with predict's in the cache.
+        self.classifier = Recognizer.from_folder(
+            self.directory,
+            FaceDetector(settings.min_score),
+            device=settings.device,
+            thresholds=settings.thresholds,
+            trust_unverified=settings.trust_unverified,
+            batch_size=settings.max_batch,
         )
-        self.classifier = Recognizer(self.model, FaceDetector(settings.min_score), batch_size=settings.max_batch)
-        self.pool = RecognizerPool(self.model, max_idle=2 * settings.threads)
+        self.config = load_config(self.directory / CONFIG_FILE).model
+        self.pool = RecognizerPool(self.classifier, max_idle=2 * settings.threads)
         self.executor = ThreadPoolExecutor(settings.threads, thread_name_prefix="mlfer-detect")
         self.batcher = Batcher(
             self.classifier.classify, settings.max_batch, settings.max_wait_ms / 1000, metrics.batch_faces.observe
@@ -82,8 +89,8 @@ class PredictionService:
         return {
             "status": "ok",
             "model": self.directory.name,
-            "head": self.model.config.head,
-            "backbone": self.model.config.backbone,
+            "head": self.config.head,
+            "backbone": self.config.backbone,
             "version": __version__,
         }
 
