@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from mlfer.core.config import load_config
+from mlfer.core.config import RunConfig
 from mlfer.core.errors import MlferError
 from mlfer.core.fileio import write_text_atomic
 from mlfer.core.version import __version__
@@ -138,15 +138,18 @@ def choose_engine(model: MultiLabelModel, image_size: int, kind: str | None = No
         return TorchEngine(model)
 
 
-def folder_engine(directory: Path, image_size: int, trust_unverified: bool = False) -> tuple[str, Engine | None]:
-    """The export key of a model folder, and its onnxruntime engine where the cache holds the
-    export (else ``None``), made without torch: the folder is checked first as
-    :func:`~mlfer.models.checkpoint.load_model` checks it (manifest, the weights' checksum rule)."""
-    config = load_config(directory / CONFIG_FILE)
-    read_package(directory, config, trust_unverified)
+def folder_engine(
+    directory: Path, config: RunConfig, image_size: int, trust_unverified: bool = False
+) -> tuple[str, Engine | None]:
+    """The export key of a model folder (its ``config.yaml`` read as ``config``), and its
+    onnxruntime engine where the cache holds the export (else ``None``), made without torch: the
+    folder is checked first as :func:`~mlfer.models.checkpoint.load_model` checks it (manifest,
+    the weights' checksum rule)."""
+    package = read_package(directory, config, trust_unverified)
     check_weights_checksum(directory / MODEL_FILE, trust_unverified)
-    weights, settings = file_sha256(directory / MODEL_FILE), file_sha256(directory / CONFIG_FILE)
-    key = _hashed("folder", weights, settings, image_size)
+    names = (MODEL_FILE, CONFIG_FILE)  # a sealed folder's digests were just checked against its files
+    digests = package.files if package is not None else {name: file_sha256(directory / name) for name in names}
+    key = _hashed("folder", *(digests[name] for name in names), image_size)
     path = _cached(key)
     return key, None if path is None else OnnxEngine(path)
 

@@ -142,7 +142,7 @@ class Recognizer:
         config = load_config(folder / CONFIG_FILE)
         if str(device) == "cpu" and self.engine_kind != "torch":
             size = image_size or config.train.image_size
-            self._export_key, self._engine = folder_engine(folder, size, trust_unverified)
+            self._export_key, self._engine = folder_engine(folder, config, size, trust_unverified)
             if self._engine is not None:
                 _check_backbone(config.model.backbone)
                 self.preprocessing = Preprocessing.from_folder(folder, config, thresholds)
