@@ -185,6 +185,13 @@ class TrainConfig:
         workers: DataLoader worker processes (None: all CPU cores but one, at most 8).
         resident: finetune mode: decode the faces once into a uint8 tensor on the device
             and shuffle, flip and normalise them there (:mod:`mlfer.train.resident`).
+        soft_targets: λ in [0, 1]: train on ``(1 - λ) * labels + λ * distribution``, the
+            dataset's label distribution (FER+'s vote shares) blended into the 0/1 labels
+            (:func:`mlfer.train.targets.training_targets`); 0: the labels alone. Evaluation
+            always uses the labels.
+        init_from: a model folder (``mlfer train --out``, the packaged model) whose weights
+            start the run's whole model (backbone, feature scaler, head and its graph buffers)
+            before training: a warm start; ``None``: a fresh model.
     """
 
     mode: str = "frozen"
@@ -211,6 +218,8 @@ class TrainConfig:
     sync_batchnorm: bool = False
     workers: int | None = None
     resident: bool = False
+    soft_targets: float = 0.0
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         check_bounds(self, "train.")
@@ -220,6 +229,8 @@ class TrainConfig:
             raise MlferError(f"unknown amp {short(self.amp)}; choose from {', '.join(AMP_MODES)}", field="train.amp")
         if not self.save_minutes >= 0:
             raise MlferError("must be 0 or more", field="train.save_minutes")
+        if not 0 <= self.soft_targets <= 1:
+            raise MlferError(f"must lie in [0, 1], got {self.soft_targets}", field="train.soft_targets")
         for name, most in REFRAMING_LIMITS.items():
             if not 0 <= getattr(self, name) <= most:
                 raise MlferError(f"must lie between 0 and {most}, got {getattr(self, name)}", field=f"train.{name}")

@@ -14,7 +14,8 @@ from mlfer.core.errors import MlferError
 from mlfer.data.dataset import LabelledData
 from mlfer.data.images import read_image
 
-#: One row: (image tensor, float 0/1 labels in RAF order, row index in the LabelledData).
+#: One row: (image tensor, float targets in RAF order (the 0/1 labels by default), row index in
+#: the LabelledData).
 Sample = tuple[torch.Tensor, torch.Tensor, int]
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -33,14 +34,21 @@ class ImageDataset(Dataset):
     Args:
         data: a dataset with ``paths`` (image files) or ``images`` (uint8 N x H x W x 3).
         transform: PIL image -> tensor, e.g. :func:`mlfer.data.transforms.eval_transform`.
+        targets: (N, C) float targets in [0, 1] returned in place of the labels (soft training
+            targets); default: the 0/1 labels.
     """
 
-    def __init__(self, data: LabelledData, transform: Callable[[Image.Image], torch.Tensor]) -> None:
+    def __init__(
+        self,
+        data: LabelledData,
+        transform: Callable[[Image.Image], torch.Tensor],
+        targets: np.ndarray | None = None,
+    ) -> None:
         if data.paths is None and data.images is None:
             raise MlferError(f"{data.spec} holds precomputed features, not images", field="dataset")
         self.data = data
         self.transform = transform
-        self._labels = torch.from_numpy(data.labels.astype(np.float32))
+        self._labels = torch.from_numpy(np.asarray(data.labels if targets is None else targets, dtype=np.float32))
         self._failed = torch.zeros(len(data), dtype=torch.bool).share_memory_()
 
     def __len__(self) -> int:

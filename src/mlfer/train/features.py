@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from mlfer.core.version import __version__
 from mlfer.data.dataset import LabelledData, Partition
 from mlfer.data.torch_dataset import ImageDataset, collate_skipping_failures
 from mlfer.data.transforms import eval_transform, train_transform
+from mlfer.models.package import MODEL_FILE
 from mlfer.runtime.distributed import (
     GlobalBatchSampler,
     OrderedShardSampler,
@@ -50,8 +52,10 @@ def image_loader(
     sampler: Sampler[int] | None = None,
     batch_sampler: Sampler[list[int]] | None = None,
     workers: int | None = None,
+    targets: np.ndarray | None = None,
 ) -> DataLoader:
-    """A DataLoader of ``(images, labels, rows)`` batches, unreadable images left out.
+    """A DataLoader of ``(images, labels, rows)`` batches, unreadable images left out
+    (``targets`` in place of the labels where given, see :class:`ImageDataset`).
 
     Its shuffling and worker seeds come from ``generator`` (default: a fresh one), never
     from torch's global generator, so loading images leaves the global random state alone.
@@ -64,7 +68,7 @@ def image_loader(
         else {"batch_size": batch_size, "shuffle": shuffle, "sampler": sampler}
     )
     return DataLoader(
-        ImageDataset(data, transform),
+        ImageDataset(data, transform, targets),
         **batching,
         generator=generator if generator is not None else torch.Generator().manual_seed(0),
         num_workers=loader_workers() if workers is None else workers,
@@ -75,12 +79,19 @@ def image_loader(
 
 
 def image_batches(
-    data: LabelledData, partition: Partition, config: TrainConfig, generator: torch.Generator, channels: int = 3
+    data: LabelledData,
+    partition: Partition,
+    config: TrainConfig,
+    generator: torch.Generator,
+    channels: int = 3,
+    targets: np.ndarray | None = None,
 ) -> tuple[LoaderBatches, LoaderBatches]:
     """Shuffled training batches (random flips with ``config.flip``, random reframing with
     ``config.rotate``, ``rescale`` and ``shift``) and ordered test batches
     of a partition's images, with ``channels`` (3 RGB, 1 grey); under torchrun, this
-    process's share of each global training batch and its ordered shard of the test rows."""
+    process's share of each global training batch and its ordered shard of the test rows.
+    The training batches carry ``targets`` (one row per training row; default: the labels),
+    the test batches always the 0/1 labels."""
     size = config.image_size
     augment = train_transform(size, channels, config.flip, config.reframing())
     train_data, test_data = data.subset(partition.train), data.subset(partition.test)
@@ -92,10 +103,17 @@ def image_batches(
             generator=generator,
             workers=config.workers,
             batch_sampler=GlobalBatchSampler(len(train_data), config.batch_size, generator),
+            targets=targets,
         )
     else:
         train = image_loader(
-            train_data, augment, config.batch_size, shuffle=True, generator=generator, workers=config.workers
+            train_data,
+            augment,
+            config.batch_size,
+            shuffle=True,
+            generator=generator,
+            workers=config.workers,
+            targets=targets,
         )
     test = image_loader(
         test_data,
@@ -169,9 +187,14 @@ def weights_identity(config: ModelConfig, seed: int) -> dict[str, Any]:
         return {"random_init_seed": seed}
     if weights == "imagenet":
         return {"imagenet": torchvision.__version__}
-    path = os.path.realpath(weights)
-    stat = os.stat(path)
-    return {"path": path, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return file_identity(weights)
+
+
+def file_identity(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A file's real path, size and modification time (for a cache key)."""
+    real = os.path.realpath(path)
+    stat = os.stat(real)
+    return {"path": real, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 def backbone_features(
@@ -185,10 +208,12 @@ def backbone_features(
     cache: FeatureCache | None,
     device: torch.device,
     progress: bool = False,
+    init_from: str | None = None,
 ) -> torch.Tensor:
     """Features of every row (flipped images with ``flip``), from the cache where possible.
 
     The identity backbone returns the dataset's own feature vectors (and has no flipped copy).
+    ``init_from`` names the model folder the backbone's weights came from (``train.init_from``).
     """
     if data.is_features:
         return torch.as_tensor(np.asarray(data.features, dtype=np.float32))
@@ -205,6 +230,7 @@ def backbone_features(
         **({"stem": config.stem} if config.stem != "standard" else {}),
         **({"in_channels": channels} if channels != 3 else {}),
         "weights": weights_identity(config, seed),
+        **({"init_from": file_identity(Path(init_from) / MODEL_FILE)} if init_from is not None else {}),
         "image_size": image_size,
         "flip": flip,
     }

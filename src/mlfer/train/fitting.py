@@ -46,6 +46,7 @@ from mlfer.train.loop import (
 from mlfer.train.resident import resident_batches
 from mlfer.train.run_model import PrototypeSource, build_run_model, with_seed, with_word_vectors
 from mlfer.train.state import LAST_DIR, Resumable
+from mlfer.train.targets import training_targets
 
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
@@ -57,13 +58,16 @@ class FeatureSet:
 
     Args:
         features: (N, D) features of the plain images.
-        labels: (N, C) 0/1 labels, RAF order.
+        labels: (N, C) 0/1 labels, RAF order: the label graph, the prototypes, the test pass.
         flipped: (N, D) features of the horizontally flipped images, or None.
+        targets: (N, C) training targets (:func:`~mlfer.train.targets.training_targets`), or
+            None: the labels.
     """
 
     features: torch.Tensor
     labels: np.ndarray
     flipped: torch.Tensor | None = None
+    targets: np.ndarray | None = None
 
 
 @dataclass
@@ -226,8 +230,9 @@ def train_on_features(
     (``model.feature_scaler``).
 
     The label graph comes from ``train.labels``; the visual prototypes from ``prototypes``
-    (default: the single-label training rows). Each epoch uses, per sample, the plain or
-    the flipped feature at random when ``train.flipped`` is given and ``train.flip`` is on.
+    (default: the single-label training rows); the loss from ``train.targets`` (default: the
+    labels). Each epoch uses, per sample, the plain or the flipped feature at random when
+    ``train.flipped`` is given and ``train.flip`` is on.
 
     Args:
         config: the run config; for feature vectors ``model.backbone=identity`` with
@@ -251,7 +256,7 @@ def train_on_features(
     train_batches = ShardedBatches(
         FeatureBatches(
             scale(train.features.to(device)),
-            target_tensor(train.labels, device),
+            target_tensor(train.labels if train.targets is None else train.targets, device),
             flipped,
             batch_size,
             run.generator,
@@ -283,7 +288,8 @@ def train_finetune(
     progress: bool = False,
 ) -> RunResult:
     """Train backbone and head end to end on images (finetune mode), each with its own
-    learning rate, evaluating on the partition's test rows each epoch.
+    learning rate, evaluating on the partition's test rows each epoch; the training targets
+    follow ``train.soft_targets`` (:func:`~mlfer.train.targets.training_targets`).
 
     Args:
         config: the run config.
@@ -292,10 +298,12 @@ def train_finetune(
         prototypes: the source of the prototype features and labels (eq. 5).
         seed, backbone, name, run_dir, device, progress: as in :func:`train_on_features`.
     """
+    targets = training_targets(data, partition.train, config.train)
     run = _start_run(config, seed, data.labels[partition.train], prototypes, backbone, device)
     batches: tuple[Batches, Batches]
     if run.config.train.resident:
-        batches = resident_batches(data, partition, run.config.train, run.generator, run.device)
+        batches = resident_batches(data, partition, run.config.train, run.generator, run.device, targets)
     else:
-        batches = image_batches(data, partition, run.config.train, run.generator, run.config.model.in_channels)
+        channels = run.config.model.in_channels
+        batches = image_batches(data, partition, run.config.train, run.generator, channels, targets)
     return _fit_run(run, *batches, finetune=True, name=name, run_dir=run_dir, progress=progress)

@@ -42,7 +42,7 @@ def enable_huge_pages() -> None:
 
 class Batches(Protocol):
     """What the loop needs from a source of mini-batches: their count, and a fresh pass of
-    ``(inputs, 0/1 targets)`` pairs each time it is iterated (once per epoch).
+    ``(inputs, targets)`` pairs (0/1, or soft in training) each time it is iterated (once per epoch).
 
     :class:`FeatureBatches`, :class:`LoaderBatches`, :class:`~mlfer.train.resident.ResidentBatches`
     and :class:`~mlfer.runtime.distributed.ShardedBatches` are such sources.
@@ -54,7 +54,7 @@ class Batches(Protocol):
 
 
 def target_tensor(labels: np.ndarray, device: torch.device) -> torch.Tensor:
-    """(N, C) 0/1 labels as float32 targets on ``device``."""
+    """(N, C) 0/1 labels (or soft targets) as float32 targets on ``device``."""
     return torch.as_tensor(np.asarray(labels), dtype=torch.float32, device=device)
 
 
@@ -66,7 +66,7 @@ class FeatureBatches:
 
     Args:
         plain: (N, D) features of the unflipped images.
-        labels: (N, C) float 0/1 targets, on the same device.
+        labels: (N, C) float targets (0/1, or soft in training), on the same device.
         flipped: (N, D) features of the flipped images, or None (no augmentation).
         batch_size: rows per batch (the last batch may be smaller).
         generator: CPU generator for flips and shuffling; None keeps the order (evaluation).
@@ -145,7 +145,8 @@ def bce_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
     Args:
         logits: (B, C) scores :math:`\hat{y}`.
-        targets: (B, C) 0/1 labels :math:`y`.
+        targets: (B, C) targets :math:`y` in [0, 1]: the 0/1 labels, or soft targets in
+            training (``train.soft_targets``, :func:`mlfer.train.targets.training_targets`).
     """
     return F.binary_cross_entropy_with_logits(logits, targets.float())
 

@@ -69,7 +69,7 @@ class ResidentBatches:
 
     Args:
         images: (N, 3, S, S) uint8 images on the device.
-        labels: (N, C) float 0/1 targets on the same device.
+        labels: (N, C) float targets on the same device (0/1, or soft in training).
         batch_size: rows per global batch (training) or per forward pass (evaluation).
         generator: the run's CPU generator, or None.
         flip: flip each image horizontally with probability 1/2 (training only).
@@ -117,17 +117,24 @@ class ResidentBatches:
 
 
 def resident_batches(
-    data: LabelledData, partition: Partition, config: TrainConfig, generator: torch.Generator, device: torch.device
+    data: LabelledData,
+    partition: Partition,
+    config: TrainConfig,
+    generator: torch.Generator,
+    device: torch.device,
+    targets: np.ndarray,
 ) -> tuple[ResidentBatches, ResidentBatches]:
     """Training batches over every process's copy of the readable training images, and test
-    batches over this process's ordered shard of the test images (evaluation gathers)."""
+    batches over this process's ordered shard of the test images (evaluation gathers). The
+    training batches carry ``targets`` (one row per training row,
+    :func:`~mlfer.train.targets.training_targets`), the test batches always the 0/1 labels."""
     size, workers = config.image_size, config.workers
     train_images, train_rows = decode_images(data.subset(partition.train), size, device, workers, shared=True)
     test = data.subset(partition.test)
     shard = ordered_shard(len(test), EVAL_BATCH_SIZE)
     test_shard = test.subset(np.arange(shard.start, shard.stop))
     test_images, test_rows = decode_images(test_shard, size, device, workers, shared=False)
-    train_labels = target_tensor(data.labels[partition.train][train_rows], device)
+    train_labels = target_tensor(targets[train_rows], device)
     test_labels = target_tensor(test_shard.labels[test_rows], device)
     return (
         ResidentBatches(train_images, train_labels, config.batch_size, generator, config.flip),

@@ -49,8 +49,9 @@ from mlfer.train.fitting import (
     train_finetune,
     train_on_features,
 )
-from mlfer.train.run_model import PrototypeSource, check_fits, with_seed, with_word_vectors
+from mlfer.train.run_model import PrototypeSource, check_fits, start_from_folder, with_seed, with_word_vectors
 from mlfer.train.state import saved_epoch
+from mlfer.train.targets import check_soft_targets, training_targets
 
 ENVIRONMENT_FILE = "environment.json"
 RUNS_DIR = "runs"
@@ -130,6 +131,7 @@ class _Extractor:
             cache=self.cache,
             device=self.device,
             progress=self.progress,
+            init_from=self.config.train.init_from,
         )
 
     def prototype_source(self, data: LabelledData | None = None, rows: np.ndarray | None = None) -> PrototypeSource:
@@ -165,7 +167,10 @@ def _run_seed(
     if all(is_finished(out_dir / RUNS_DIR / name) for name in names):
         return [read_finished(out_dir / RUNS_DIR / name) for name in names]
     seed_everything(seed, config.train.deterministic)
-    extractor = _Extractor(config, build_backbone(config.model), seed, cache, device, progress)
+    backbone = build_backbone(config.model)
+    if config.train.init_from is not None:  # features and prototypes of the backbone the run starts from
+        start_from_folder(backbone, config.train.init_from, prefix="backbone.")
+    extractor = _Extractor(config, backbone, seed, cache, device, progress)
     frozen = config.train.mode == "frozen"
     plain = extractor.features(data) if frozen else None
     flipped = extractor.features(data, flip=True) if frozen and config.train.flip and not data.is_features else None
@@ -190,7 +195,10 @@ def _run_seed(
             train_rows = readable_rows(plain, partition.train, "training")
             test_rows = readable_rows(plain, partition.test, "test")
             train = FeatureSet(
-                plain[train_rows], data.labels[train_rows], None if flipped is None else flipped[train_rows]
+                plain[train_rows],
+                data.labels[train_rows],
+                None if flipped is None else flipped[train_rows],
+                training_targets(data, train_rows, config.train),
             )
             test = FeatureSet(plain[test_rows], data.labels[test_rows])
             results.append(train_on_features(config, train, test, prototypes=prototypes, **common))
@@ -260,6 +268,7 @@ def train_runs(
     out_dir = Path(out_dir)
     data = data if data is not None else load_dataset(config.dataset)
     check_fits(config, data)
+    check_soft_targets(config.train, data)
     device = resolve_device(config.train.device)
     config = resumed_config(out_dir, with_word_vectors(config)[0], resume)
 

@@ -1,4 +1,5 @@
-"""Fitting a run config to its data, and building a run's model from its training rows."""
+"""Fitting a run config to its data, and building a run's model from its training rows (or a
+model folder's weights, ``train.init_from``)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from mlfer.core.errors import MlferError
 from mlfer.core.expressions import EXPRESSIONS
 from mlfer.data.dataset import LabelledData, single_label_rows
 from mlfer.graph.label_graph import LabelGraph
+from mlfer.models.checkpoint import load_model
 from mlfer.models.heads import head_class
 from mlfer.models.model import FeatureScaler, MultiLabelModel, build_model
 from mlfer.models.nodes import visual_prototypes
@@ -115,6 +117,10 @@ def build_run_model(
         backbone: a built backbone whose weights the model takes (default: the config's).
         scaler: the training features' scale (frozen mode): the model keeps it, and the visual
             prototypes are scaled with it like every feature the head reads.
+
+    With ``train.init_from``, the model then takes every weight and buffer of that model folder
+    (:func:`start_from_folder`): its backbone, feature scaler, head, and the head's graph
+    buffers (adjacency, word vectors, prototypes), which replace those built here.
     """
     model_config = config.model
     graph = LabelGraph.from_labels(train_labels, model_config.t1, model_config.t2)
@@ -132,4 +138,33 @@ def build_run_model(
         model.backbone.load_state_dict(backbone.state_dict())
     if scaler is not None:
         model.feature_scaler.load_state_dict(scaler.state_dict())
+    if config.train.init_from is not None:
+        start_from_folder(model, config.train.init_from)
     return model, graph
+
+
+def start_from_folder(module: nn.Module, folder: str, prefix: str = "") -> None:
+    """Load the weights of the model folder ``folder`` (``train.init_from``) whose names start
+    with ``prefix`` into ``module`` (``prefix`` removed), strictly.
+
+    The folder is read by :func:`~mlfer.models.checkpoint.load_model`, with its sealed-package
+    and checksum checks; its float16 weights (a packaged model) are cast to float32. A tensor
+    that one side lacks or whose shape differs (another backbone, head or widths) is refused,
+    naming the folder and the first such tensor.
+    """
+    stored = load_model(folder).state_dict()
+    state = {key.removeprefix(prefix): value for key, value in stored.items() if key.startswith(prefix)}
+    expected = module.state_dict()
+    for key in [*expected, *state]:
+        there, here = state.get(key), expected.get(key)
+        if there is None or here is None or there.shape != here.shape:
+            raise MlferError(
+                f"its model does not fit this run's: {prefix}{key} is {_shape(there)} there, {_shape(here)} here",
+                path=folder,
+                field="train.init_from",
+            )
+    module.load_state_dict(state)
+
+
+def _shape(tensor: torch.Tensor | None) -> str:
+    return "absent" if tensor is None else f"of shape {list(tensor.shape)}"
