@@ -43,7 +43,9 @@ class FoldedClassifier(nn.Module):
 
     :math:`W_C` (C x D) is the head's :meth:`classifier` evaluated in eval mode (eq. 1), and
     :math:`b_C` the baseline's bias (0 for the graph heads). The model's feature scaling
-    :math:`(f - t) / s` is folded in: :math:`W = W_C \operatorname{diag}(1/s)`, :math:`b = b_C - W t`.
+    :math:`(f - t) / s` and its logit scaling :math:`a z + c` (the calibration) are folded in:
+    :math:`W = \operatorname{diag}(a)\, W_C \operatorname{diag}(1/s)`,
+    :math:`b = a \odot (b_C - W_C \operatorname{diag}(1/s)\, t) + c`.
     """
 
     weight: torch.Tensor
@@ -59,6 +61,11 @@ class FoldedClassifier(nn.Module):
             shift = weight @ model.feature_scaler.shift
             if bool(shift.any()):
                 bias = -shift if bias is None else bias - shift
+            scaling = model.logit_scaling
+            weight = scaling.scale[:, None] * weight
+            bias = None if bias is None else scaling.scale * bias
+            if bool(scaling.bias.any()):
+                bias = scaling.bias.clone() if bias is None else bias + scaling.bias
         self.register_buffer("weight", weight.clone())
         self.register_buffer("bias", bias)
 

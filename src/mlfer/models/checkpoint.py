@@ -88,19 +88,22 @@ def load_model(
         raise MlferError(f"cannot read the weights ({error})", path=directory / MODEL_FILE) from error
     if recorded and recorded != state_sha256(state):
         raise MlferError("the weights do not match their checksum: the file is damaged", path=directory / MODEL_FILE)
-    state = {**_identity_scaler(model), **state}
+    state = {**_identity_buffers(model, state), **state}
     load_state_checked(model, state, directory / MODEL_FILE, f"weights do not match {CONFIG_FILE}")
     model.preprocessing = Preprocessing.from_folder(directory, config, thresholds)
     return model.to(device).eval()
 
 
-#: Buffers that model files written before the feature scaler lack: such models read features as they are.
-_OPTIONAL_PREFIX = "feature_scaler."
+#: Modules whose buffers model files written before them lack: such models read features as they
+#: are (the feature scaler) and give the head's logits uncalibrated (the logit scaling).
+_OPTIONAL_PREFIXES = ("feature_scaler.", "logit_scaling.")
 
 
-def _identity_scaler(model: MultiLabelModel) -> dict[str, torch.Tensor]:
-    """The model's (identity) feature scaler, for a file that predates it."""
-    return {key: value for key, value in model.state_dict().items() if key.startswith(_OPTIONAL_PREFIX)}
+def _identity_buffers(model: MultiLabelModel, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The model's (identity) buffers of each optional module of which ``state`` holds no tensor,
+    for a file that predates it; a module with only some of its tensors is left to be refused."""
+    absent = tuple(prefix for prefix in _OPTIONAL_PREFIXES if not any(key.startswith(prefix) for key in state))
+    return {key: value for key, value in model.state_dict().items() if key.startswith(absent)}
 
 
 #: The setting that gives the shape of each stored head tensor (by name prefix; D is the
@@ -133,7 +136,7 @@ def check_weights_header(config: ModelConfig, directory: Path, trust_unverified:
     head_only = dataclasses.replace(config, backbone="identity", feature_dim=config.out_features)
     with torch.device("meta"):
         expected = build_model(head_only, load_backbone_weights=False).state_dict()
-    missing = sorted(key for key in set(expected) - set(stored) if not key.startswith(_OPTIONAL_PREFIX))
+    missing = sorted(key for key in set(expected) - set(stored) if not key.startswith(_OPTIONAL_PREFIXES))
     unexpected = sorted(key for key in set(stored) - set(expected) if key.startswith("head."))
     if missing or unexpected:
         layers_only = all(key.startswith("head.layers.") for key in missing + unexpected)

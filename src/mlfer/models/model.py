@@ -5,7 +5,9 @@ R^D; a head (:mod:`mlfer.models.heads`) gives the classifier ``W_C`` (C x D). Be
 a :class:`FeatureScaler` holds the training features' scale (frozen mode sets it; identity
 otherwise), so a head trained on scaled features reads every input the same way. The baseline
 learns ``W_C`` directly; the graph heads generate it from the label graph with R-GCN (or
-GCN) layers over node features, so they take no image.
+GCN) layers over node features, so they take no image. After the head, a :class:`LogitScaling`
+holds the model's calibration (identity unless one was fitted), so every path that reads the
+logits reads calibrated ones.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import torch
 from torch import nn
 
 from mlfer.core.config import ModelConfig
+from mlfer.core.errors import MlferError
+from mlfer.core.expressions import NUM_EXPRESSIONS
 from mlfer.models.backbones import build_backbone
 from mlfer.models.heads import ArrayInput, Head, HeadInputs, head_class
 from mlfer.models.preprocessing import Preprocessing
@@ -53,13 +57,46 @@ class FeatureScaler(nn.Module):
         return (features - self.shift) / self.scale
 
 
+class LogitScaling(nn.Module):
+    r"""``z'_c = scale_c * z_c + bias_c`` per expression: a per-label Platt calibration of the
+    logits (:func:`mlfer.evaluation.calibration.fit_logit_scale`); identity until :meth:`set`.
+
+    Buffers, not parameters: training leaves them as they are. ``scale`` is kept positive, so
+    the order of the faces per expression (AUC, rankings) is that of the head's logits.
+
+    Args:
+        labels: C, the number of expressions.
+    """
+
+    scale: torch.Tensor
+    bias: torch.Tensor
+
+    def __init__(self, labels: int = NUM_EXPRESSIONS) -> None:
+        super().__init__()
+        self.register_buffer("scale", torch.ones(labels))
+        self.register_buffer("bias", torch.zeros(labels))
+
+    def set(self, scale: torch.Tensor, bias: torch.Tensor) -> None:
+        """Take a fitted calibration: ``scale`` and ``bias`` (C,), every scale positive and finite."""
+        scale, bias = torch.as_tensor(scale, dtype=self.scale.dtype), torch.as_tensor(bias, dtype=self.bias.dtype)
+        if scale.shape != self.scale.shape or bias.shape != self.bias.shape:
+            raise MlferError(f"expected a scale and a bias of shape {tuple(self.scale.shape)}", field="scale")
+        if not bool(torch.isfinite(bias).all()) or not bool((torch.isfinite(scale) & (scale > 0)).all()):
+            raise MlferError("a calibration needs finite biases and finite positive scales", field="scale")
+        self.scale.copy_(scale)
+        self.bias.copy_(bias)
+
+    def forward(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits * self.scale + self.bias
+
+
 class MultiLabelModel(nn.Module):
     """Backbone φ plus a classifier head: image (or feature vector) -> six logits.
 
     Args:
         config: the model config it was built from.
         backbone: φ, input -> f (N x D).
-        head: f -> logits (N x 6).
+        head: f -> logits (N x 6), calibrated by ``logit_scaling`` (:class:`LogitScaling`).
         preprocessing: how faces become its input and the thresholds of its predictions
             (default: 224 x 224 faces, ImageNet normalisation, 0.5 each).
     """
@@ -72,11 +109,12 @@ class MultiLabelModel(nn.Module):
         self.backbone = backbone
         self.feature_scaler = FeatureScaler(config.out_features)
         self.head = head
+        self.logit_scaling = LogitScaling()
         self.preprocessing = preprocessing or Preprocessing()
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
-        """Logits of backbone features f (N x D): the head on the scaled features."""
-        return self.head(self.feature_scaler(features))
+        """Logits of backbone features f (N x D): the head on the scaled features, calibrated."""
+        return self.logit_scaling(self.head(self.feature_scaler(features)))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.classify(self.backbone(inputs))
