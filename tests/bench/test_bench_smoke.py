@@ -356,3 +356,43 @@ def _lookup(inputs: np.ndarray, scores: np.ndarray, batch: np.ndarray) -> np.nda
     """The scores of the rows of ``inputs`` that ``batch`` holds."""
     rows = [int(np.flatnonzero((inputs == row).all(axis=(1, 2, 3)))[0]) for row in batch]
     return scores[rows]
+
+
+def test_learning_curve_smoke(bench: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import learning_curve
+
+    assert learning_curve.main(["--smoke", "--out", str(tmp_path)]) == 0
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    features = learning_curve.smoke_features()
+    everything = len(features.train_rows)
+    assert sorted(runs["size"].unique()) == [40, everything]
+    assert len(runs) == 2 * 2 * len(learning_curve.MODELS)  # sizes x seeds x models
+    assert runs[list(learning_curve.METRIC_NAMES)].notna().all().all()
+    heads = runs[runs["model"] != learning_curve.LOGISTIC]
+    epochs = heads["chosen"].str.extract(r"epoch (\d+)")[0].astype(int)
+    assert (epochs >= 1).all()
+    regularised = runs[runs["model"] == learning_curve.REGULARISED]["chosen"]
+    assert regularised.str.contains("weight_decay=").all()
+    # the validation parts are a fifth of each subset, the subsets stratified and seeded
+    fitting, validation = learning_curve.subset(features, 40, seed=0)
+    assert (len(fitting), len(validation)) == (32, 8) and not set(fitting) & set(validation)
+    assert set(fitting) | set(validation) <= set(features.train_rows)
+    again = learning_curve.subset(features, 40, seed=0)
+    assert np.array_equal(again[0], fitting) and np.array_equal(again[1], validation)
+    assert not np.array_equal(learning_curve.subset(features, 40, seed=1)[0], fitting)
+    output = capsys.readouterr().out
+    assert "| Faces | Graph head |" in output and (tmp_path / "learning-curve.png").stat().st_size > 0
+    # a rerun reads every finished row back instead of training again
+    assert learning_curve.main(["--smoke", "--out", str(tmp_path)]) == 0
+    assert "seed=" not in capsys.readouterr().out
+
+
+def test_learning_curve_budget_and_strata(bench: None) -> None:
+    import learning_curve
+
+    budget = learning_curve.Budget(epochs=10, steps=1000)
+    assert budget.epochs_for(200, 64) == 250  # 4 steps an epoch
+    assert budget.epochs_for(18_766, 64) == 10  # 294 steps an epoch
+    labels = np.array([[1, 0, 1], [1, 0, 0], [1, 1, 0], [1, 0, 0]], dtype=np.uint8)
+    # column frequencies 4, 1, 1: the rarest label a row carries, ties to the lower column
+    assert learning_curve.rarest_label(labels).tolist() == [2, 0, 1, 0]

@@ -16,7 +16,7 @@ from mlfer.core.config import load_config, make_config
 from mlfer.core.errors import MlferError
 from mlfer.data import LabelledData, load_dataset
 from mlfer.data.transforms import eval_transform
-from mlfer.models.checkpoint import load_model
+from mlfer.models.checkpoint import load_model, save_model
 from mlfer.models.package import CONFIG_FILE
 from mlfer.models.shipped import shipped_model_dir
 from mlfer.train import loop, run_folder
@@ -125,3 +125,17 @@ def test_a_resumed_run_continues_from_last_not_from_the_folder(
     resumed = train_runs(config, tmp_path / "killed", data=features, resume=True, progress=False)
     assert list(resumed.runs[0].history["epoch"]) == [1, 2, 3, 4]
     assert resumed.runs[0].history.equals(whole.runs[0].history)
+
+
+def test_a_calibration_of_the_folder_is_not_carried_into_the_run(features: LabelledData, tmp_path: Path) -> None:
+    """A fitted calibration belongs to the model it was fitted on: a warm-started run, which
+    trains on, starts uncalibrated (identity scaling)."""
+    start = tmp_path / "start"
+    train_runs(small_config(features, epochs=1), start, data=features, progress=False)
+    calibrated = load_model(start)
+    calibrated.logit_scaling.set(torch.full((6,), 0.5), torch.full((6,), 0.25))
+    save_model(calibrated, load_config(start / CONFIG_FILE), start)
+    assert float(load_model(start).logit_scaling.scale[0]) == 0.5
+    train_runs(small_config(features, "train.lr_head=0", f"train.init_from={start}", epochs=1), tmp_path / "b")
+    warm = load_model(tmp_path / "b").logit_scaling
+    assert torch.equal(warm.scale, torch.ones(6)) and torch.equal(warm.bias, torch.zeros(6))

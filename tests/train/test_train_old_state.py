@@ -10,10 +10,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
+from safetensors.torch import load_file, save_file
 
-from builders import one_thread  # noqa: F401  (autouse fixture)
+from builders import make_checkpoint, one_thread  # noqa: F401  (one_thread: autouse fixture)
 from mlfer.cli import main
-from mlfer.train.state import LAST_DIR, saved_epoch
+from mlfer.core.config import TrainConfig
+from mlfer.models.checkpoint import load_model
+from mlfer.runtime.hashing import file_sha256
+from mlfer.train.loop import make_optimizer, make_scheduler
+from mlfer.train.state import LAST_DIR, STATE_FILE, Resumable, load_state, save_state, saved_epoch
 
 RESUME = Path(__file__).resolve().parents[1] / "fixtures" / "f4b7424" / "resume"
 
@@ -34,3 +40,26 @@ def test_an_old_resume_state_resumes_to_the_old_result(
     history = pd.read_csv("out/history.csv")
     pd.testing.assert_frame_equal(history, pd.read_csv("expected-history.csv"), atol=1e-6)
     assert not (run_dir / LAST_DIR).exists()
+
+
+def test_a_finetune_state_without_the_logit_scaling_resumes_uncalibrated(tmp_path: Path) -> None:
+    """Resume states of end-to-end runs written before the model carried a calibration lack
+    ``model.logit_scaling.*``; they resume with the identity scaling, as old model files load."""
+
+    def resumable() -> Resumable:
+        model = load_model(make_checkpoint(tmp_path / "model"))
+        optimizer = make_optimizer({"head": list(model.parameters())}, {"head": 1e-3}, TrainConfig())
+        return Resumable(model, optimizer, make_scheduler(optimizer, TrainConfig()), torch.Generator())
+
+    saved = resumable()
+    save_state(tmp_path / "run", 1, [], saved)
+    record_path = tmp_path / "run" / LAST_DIR / STATE_FILE
+    record = json.loads(record_path.read_text())
+    tensors_path = tmp_path / "run" / LAST_DIR / record["tensors"]
+    tensors = {key: value for key, value in load_file(str(tensors_path)).items() if "logit_scaling" not in key}
+    save_file(tensors, str(tensors_path))
+    record["sha256"] = file_sha256(tensors_path)
+    record_path.write_text(json.dumps(record))
+    resumed = resumable()  # loading the whole model strictly refused the state before
+    assert load_state(tmp_path / "run", resumed)[0] == 1
+    assert torch.equal(resumed.module.logit_scaling.scale, torch.ones(6))

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+from torch import nn
 
 from mlfer.core.config import ModelConfig, RunConfig, load_config, save_config
 from mlfer.core.errors import MlferError
@@ -88,7 +89,7 @@ def load_model(
         raise MlferError(f"cannot read the weights ({error})", path=directory / MODEL_FILE) from error
     if recorded and recorded != state_sha256(state):
         raise MlferError("the weights do not match their checksum: the file is damaged", path=directory / MODEL_FILE)
-    state = {**_identity_buffers(model, state), **state}
+    state = {**identity_buffers(model, state), **state}
     load_state_checked(model, state, directory / MODEL_FILE, f"weights do not match {CONFIG_FILE}")
     model.preprocessing = Preprocessing.from_folder(directory, config, thresholds)
     return model.to(device).eval()
@@ -99,11 +100,12 @@ def load_model(
 _OPTIONAL_PREFIXES = ("feature_scaler.", "logit_scaling.")
 
 
-def _identity_buffers(model: MultiLabelModel, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The model's (identity) buffers of each optional module of which ``state`` holds no tensor,
-    for a file that predates it; a module with only some of its tensors is left to be refused."""
+def identity_buffers(module: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The module's (identity) buffers of each optional module of which ``state`` holds no tensor,
+    for a file (model file or resume state) that predates it; a module with only some of its
+    tensors is left to be refused."""
     absent = tuple(prefix for prefix in _OPTIONAL_PREFIXES if not any(key.startswith(prefix) for key in state))
-    return {key: value for key, value in model.state_dict().items() if key.startswith(absent)}
+    return {key: value for key, value in module.state_dict().items() if key.startswith(absent)}
 
 
 #: The setting that gives the shape of each stored head tensor (by name prefix; D is the

@@ -38,9 +38,11 @@ from mlfer.train.loop import (
     FEATURE_EVAL_CHUNK,
     Batches,
     FeatureBatches,
+    MetricsFunction,
     fit,
     make_optimizer,
     make_scheduler,
+    multilabel_metrics,
     target_tensor,
 )
 from mlfer.train.resident import resident_batches
@@ -182,6 +184,7 @@ def _fit_run(
     name: str,
     run_dir: Path | None,
     progress: bool,
+    metrics_fn: MetricsFunction = multilabel_metrics,
 ) -> RunResult:
     """Train the head (at ``train.lr_head``) and, with ``finetune``, the backbone in its own
     Adam group (at ``train.lr_backbone``); then save and return the run's result."""
@@ -205,6 +208,7 @@ def _fit_run(
         name=name,
         run_dir=run_dir,
         progress=progress,
+        metrics_fn=metrics_fn,
     )
     return _finish(name, history, run.model, run.graph, run.config, run_dir)
 
@@ -221,6 +225,7 @@ def train_on_features(
     run_dir: Path | None = None,
     device: torch.device | None = None,
     progress: bool = False,
+    metrics_fn: MetricsFunction = multilabel_metrics,
 ) -> RunResult:
     """Train a head on feature vectors (frozen mode) and evaluate it on the test rows each epoch.
 
@@ -245,6 +250,8 @@ def train_on_features(
         run_dir: where the resume state and the outputs go; None keeps everything in memory.
         device: default: ``config.train.device``.
         progress: show tqdm progress bars.
+        metrics_fn: what each epoch's history row records of the test pass (default: the nine
+            metrics, which it must hold; ``bench/learning_curve.py`` scores a validation part so).
     """
     scaler = FeatureScaler(train.features.shape[1])
     if config.train.scale_features:
@@ -271,7 +278,16 @@ def train_on_features(
         None,
         FEATURE_EVAL_CHUNK,
     )
-    return _fit_run(run, train_batches, test_batches, finetune=False, name=name, run_dir=run_dir, progress=progress)
+    return _fit_run(
+        run,
+        train_batches,
+        test_batches,
+        finetune=False,
+        name=name,
+        run_dir=run_dir,
+        progress=progress,
+        metrics_fn=metrics_fn,
+    )
 
 
 def train_finetune(

@@ -132,6 +132,10 @@ class Evaluation:
         return torch.sigmoid(self.logits).numpy()
 
 
+#: What a history row records of an epoch's test pass (the nine metrics at least).
+MetricsFunction = Callable[[Evaluation], dict[str, float]]
+
+
 def multilabel_metrics(evaluation: Evaluation) -> dict[str, float]:
     """The nine metrics of section 4.1 at probability 0.5."""
     return compute_metrics(evaluation.targets.numpy(), evaluation.probabilities())
@@ -245,7 +249,7 @@ def fit(
     run_dir: Path | None = None,
     progress: bool = False,
     loss_fn: LossFunction = bce_loss,
-    metrics_fn: Callable[[Evaluation], dict[str, float]] = multilabel_metrics,
+    metrics_fn: MetricsFunction = multilabel_metrics,
 ) -> list[dict[str, Any]]:
     """Train ``module`` for ``config.epochs`` epochs, evaluating on the test batches after each.
 

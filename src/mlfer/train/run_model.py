@@ -15,7 +15,7 @@ from torch import nn
 
 from mlfer.core.config import RunConfig
 from mlfer.core.errors import MlferError
-from mlfer.core.expressions import EXPRESSIONS
+from mlfer.core.expressions import EXPRESSIONS, NUM_EXPRESSIONS
 from mlfer.data.dataset import LabelledData, single_label_rows
 from mlfer.graph.label_graph import LabelGraph
 from mlfer.models.checkpoint import load_model
@@ -164,6 +164,8 @@ def start_from_folder(module: nn.Module, folder: str, prefix: str = "") -> None:
                 field="train.init_from",
             )
     module.load_state_dict(state)
+    if isinstance(module, MultiLabelModel):
+        module.logit_scaling.set(torch.ones(NUM_EXPRESSIONS), torch.zeros(NUM_EXPRESSIONS))  # fitted to the old model
 
 
 def _shape(tensor: torch.Tensor | None) -> str:

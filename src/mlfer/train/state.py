@@ -22,6 +22,7 @@ from torch import nn
 
 from mlfer.core.errors import MlferError
 from mlfer.core.fileio import atomic_path, write_text_atomic
+from mlfer.models.checkpoint import identity_buffers
 from mlfer.runtime.hashing import file_sha256
 
 LAST_DIR = "last"
@@ -112,7 +113,8 @@ def load_state(run_dir: Path, objects: Resumable) -> tuple[int, list[dict[str, A
         tensors = load_file(str(tensor_path))
     except (SafetensorError, OSError) as error:
         raise MlferError(f"cannot read the saved state ({error})", path=tensor_path) from error
-    objects.module.load_state_dict(_with_prefix(tensors, "model."))
+    saved = _with_prefix(tensors, "model.")
+    objects.module.load_state_dict({**identity_buffers(objects.module, saved), **saved})
     state: dict[int, dict[str, Any]] = {}
     for parameter_id, entries in record["optimizer"]["state"].items():
         state[int(parameter_id)] = {**entries, **_with_prefix(tensors, f"optimizer.{parameter_id}.")}
