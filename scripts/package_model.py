@@ -5,7 +5,8 @@ PublicTest, the validation split); fits a per-expression Platt scaling of the lo
 (:func:`mlfer.evaluation.calibration.fit_logit_scale`) on one half of them (fixed seed,
 stratified on whether a face has any label), prints the expected calibration error per
 expression (15 bins) on the other half before and after, and keeps the scaling in the model
-(``model.logit_scaling``) only where it lowers the mean ECE there; writes the reliability
+(``model.logit_scaling``) only where it lowers the mean ECE there (never with
+``--no-calibration``); writes the reliability
 plot of that half (``--reliability``); prints the AUC per expression (which an order-keeping
 scaling leaves as it is); then tunes one threshold per expression on all the rows, with the
 kept calibration (:func:`mlfer.evaluation.thresholds.tune_thresholds`); prints the nine metrics at 0.5 and at
@@ -152,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reliability", type=Path, default=RELIABILITY_PLOT, metavar="PNG", help=f"default {RELIABILITY_PLOT}"
     )
+    parser.add_argument(
+        "--no-calibration",
+        action="store_true",
+        help="measure the calibration, but package the probabilities as trained",
+    )
     args = parser.parse_args(argv)
 
     model = load_model(args.run, thresholds="default")
@@ -170,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         curves["calibrated (fitted on the other half)"] = check.scale.probabilities(logits[held_out])
     plot_reliability(rows.labels[held_out], curves, args.reliability)
     print(f"wrote {args.reliability}")
-    if check.kept and check.scale is not None:
+    if args.no_calibration:
+        print("--no-calibration: the probabilities are packaged as trained")
+    elif check.kept and check.scale is not None:
         model.logit_scaling.set(torch.from_numpy(check.scale.scale), torch.from_numpy(check.scale.bias))
         scores = check.scale.probabilities(logits)
     aucs = expression_aucs(rows.labels, scores)
