@@ -4,6 +4,7 @@ without torch, and is checked as load_model checks it."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -116,7 +117,8 @@ def test_the_folder_is_checked_before_its_cached_export_is_used(cache, tmp_path:
     folder = Path(shutil.copytree(SHIPPED_DIR, tmp_path / "model"))
     assert isinstance(Recognizer.from_folder(folder).engine, OnnxEngine)  # exported and cached
     thresholds = folder / "thresholds.json"
-    thresholds.write_text(thresholds.read_text().replace("0.45", "0.46"))
+    changed = {**json.loads(thresholds.read_text()), "fear": 0.46}
+    thresholds.write_text(json.dumps(changed))
     with pytest.raises(MlferError, match="thresholds.json: changed since the folder was sealed"):
         Recognizer.from_folder(folder)
     unseal(folder)

@@ -54,10 +54,9 @@ def test_the_card_is_the_documented_one_and_mlfer_info_prints_it(capsys) -> None
 
 
 def test_what_it_sees_on_the_labelled_photos(shared_data: Path, model: MultiLabelModel) -> None:
-    """Issue #15's check, 3 of the 4 labelled expressions among the top two: surprise and happiness
-    come first, anger second (after sadness, 0.92); disgust (a 45 degree turn) comes third, after
-    sadness and anger, yet is the only expression over its threshold (docs/model-card.md, "Known
-    limits")."""
+    """Issue #15's check, the labelled expressions among the top two: surprise and happiness come
+    first, anger second (after sadness, 0.73), disgust (a 45 degree turn) second (after sadness,
+    0.29) and the only expression over its threshold (docs/model-card.md, "Known limits")."""
     table = mlfer.Recognizer(model).predict([shared_data / "faces" / name for name in LABELLED])
     rows = {expression: table[table["input"].str.endswith(name)].iloc[0] for name, expression in LABELLED.items()}
     ranks = {}
@@ -65,14 +64,13 @@ def test_what_it_sees_on_the_labelled_photos(shared_data: Path, model: MultiLabe
         order = pd.Series({label: row[label] for label in EXPRESSIONS}).sort_values(ascending=False).index
         ranks[expression] = list(order).index(expression) + 1
     assert ranks["surprise"] == ranks["happiness"] == 1, ranks
-    assert ranks["anger"] == 2 and ranks["disgust"] <= 3, ranks
-    assert sum(rank <= 2 for rank in ranks.values()) >= 3, ranks
+    assert ranks["anger"] == ranks["disgust"] == 2, ranks
     assert rows["disgust"]["predicted"] == "disgust", rows["disgust"]["predicted"]
 
 
 def test_most_faces_without_an_expression_get_none(shared_data: Path, model: MultiLabelModel) -> None:
     """Trained with FER+'s label-less faces as all-zero rows, the model leaves most PublicTest faces
-    that carry no basic expression without a label (47 % get one over all 774; the model trained
+    that carry no basic expression without a label (41 % get one over all 774; the model trained
     without them gave 97 %: docs/model-card.md, "Faces without an expression")."""
     data = load_dataset(f"ferplus:{shared_data / 'ferplus'}?test=valid&keep_unlabelled=true")
     rows = np.flatnonzero((np.asarray(data.split) == "test") & ~data.labels.any(axis=1))[:200]

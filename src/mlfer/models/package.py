@@ -46,7 +46,15 @@ SEALED_FILES: tuple[str, ...] = (CONFIG_FILE, MODEL_FILE, THRESHOLDS_FILE, FRAMI
 FORMAT = "mlfer-model"
 FORMAT_VERSION = 1
 #: Provenance entries and the longest text each may hold.
-PROVENANCE_KEYS: tuple[str, ...] = ("mlfer", "sealed", "dataset", "prototypes", "backbone_weights", "word_vectors")
+PROVENANCE_KEYS: tuple[str, ...] = (
+    "mlfer",
+    "sealed",
+    "dataset",
+    "prototypes",
+    "backbone_weights",
+    "word_vectors",
+    "init_from",
+)
 MAX_PROVENANCE_TEXT = 1000
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _RESEAL = (
@@ -181,6 +189,7 @@ def provenance_of(config: RunConfig) -> dict[str, str | None]:
         "prototypes": portable(config.prototypes),
         "backbone_weights": portable(config.model.backbone_weights),
         "word_vectors": portable(config.model.word_vectors),
+        "init_from": portable(config.train.init_from),
     }
 
 
@@ -191,7 +200,10 @@ def portable_config(config: RunConfig) -> RunConfig:
     model = dataclasses.replace(
         config.model, backbone_weights=named["backbone_weights"], word_vectors=named["word_vectors"]
     )
-    return dataclasses.replace(config, dataset=str(named["dataset"]), prototypes=named["prototypes"], model=model)
+    train = dataclasses.replace(config.train, init_from=named["init_from"])
+    return dataclasses.replace(
+        config, dataset=str(named["dataset"]), prototypes=named["prototypes"], model=model, train=train
+    )
 
 
 def portable(spec: str | None) -> str | None:
