@@ -142,6 +142,16 @@ class Features:
     test_rows: np.ndarray
 
 
+@dataclass(frozen=True)
+class Subset:
+    """One subset of one size: its fitting and validation rows of ``features``, and its seed."""
+
+    features: Features
+    fitting: np.ndarray
+    validation: np.ndarray
+    seed: int
+
+
 @dataclass
 class Choice:
     """One model's result on one subset: the nine PublicTest metrics at what validation chose."""
@@ -215,15 +225,14 @@ def head_config(model: str, rows: int, dim: int, budget: Budget, settings: dict[
     return make_config(overrides={**overrides, "train.epochs": epochs})
 
 
-def train_head(
-    config: RunConfig, features: Features, fitting: np.ndarray, validation: np.ndarray, seed: int
-) -> tuple[np.ndarray, int, float]:
+def train_head(config: RunConfig, subset: Subset) -> tuple[np.ndarray, int, float]:
     """Train one head on the fitting rows, scoring the validation rows after every epoch.
 
     Returns the PublicTest probabilities after the epoch of the best validation AP (the first
     such epoch), that epoch, and its validation AP. PublicTest is predicted every epoch (it rides
     along with the validation rows) but read only at the chosen one.
     """
+    features, fitting, validation = subset.features, subset.fitting, subset.validation
     plain, labels, test = features.plain, features.labels, features.test_rows
     evaluated = np.concatenate([validation, test])
     test_probabilities: list[np.ndarray] = []
@@ -239,7 +248,7 @@ def train_head(
         config,
         FeatureSet(plain[fitting], labels[fitting], features.flipped[fitting]),
         FeatureSet(plain[evaluated], labels[evaluated]),
-        seed=seed,
+        seed=subset.seed,
         metrics_fn=validation_metrics,
     )
     history = result.history["average_precision"].to_numpy()  # of the validation part
@@ -254,34 +263,25 @@ def test_metrics(features: Features, probabilities: np.ndarray) -> dict[str, flo
         return compute_metrics(features.labels[features.test_rows], probabilities)
 
 
-def head_choice(
-    model: str,
-    features: Features,
-    fitting: np.ndarray,
-    validation: np.ndarray,
-    seed: int,
-    budget: Budget,
-    grid: Sequence[dict[str, Any]],
-) -> Choice:
+def head_choice(model: str, subset: Subset, budget: Budget, grid: Sequence[dict[str, Any]]) -> Choice:
     """A head at its default settings (or, for :data:`REGULARISED`, the best of ``grid``)."""
-    dim = features.plain.shape[1]
+    dim, rows = subset.features.plain.shape[1], len(subset.fitting)
     grid = grid if model == REGULARISED else ({},)
     head = "svml-rgcn" if model == REGULARISED else model
     best: tuple[float, np.ndarray, str] | None = None
     for settings in grid:
-        probabilities, epoch, validation_ap = train_head(
-            head_config(head, len(fitting), dim, budget, settings), features, fitting, validation, seed
-        )
+        probabilities, epoch, validation_ap = train_head(head_config(head, rows, dim, budget, settings), subset)
         described = ", ".join(f"{key.split('.')[1]}={value}" for key, value in settings.items())
         chosen = f"epoch {epoch}" + (f", {described}" if described else "")
         if best is None or validation_ap > best[0]:
             best = (validation_ap, probabilities, chosen)
     assert best is not None
-    return Choice(test_metrics(features, best[1]), best[2], best[0])
+    return Choice(test_metrics(subset.features, best[1]), best[2], best[0])
 
 
-def logistic_choice(features: Features, fitting: np.ndarray, validation: np.ndarray) -> Choice:
+def logistic_choice(subset: Subset) -> Choice:
     """One-vs-rest logistic regression on standardised plain features, C chosen on validation."""
+    features, fitting, validation = subset.features, subset.fitting, subset.validation
     plain, labels = features.plain.numpy().astype(np.float64), features.labels
     best: tuple[float, Any, float] | None = None
     with warnings.catch_warnings():
@@ -297,19 +297,11 @@ def logistic_choice(features: Features, fitting: np.ndarray, validation: np.ndar
     return Choice(test_metrics(features, probabilities), f"C={best[2]:g}", best[0])
 
 
-def choose(
-    model: str,
-    features: Features,
-    fitting: np.ndarray,
-    validation: np.ndarray,
-    seed: int,
-    budget: Budget,
-    grid: Sequence[dict[str, Any]],
-) -> Choice:
+def choose(model: str, subset: Subset, budget: Budget, grid: Sequence[dict[str, Any]]) -> Choice:
     """One model's result on one subset."""
     if model == LOGISTIC:
-        return logistic_choice(features, fitting, validation)
-    return head_choice(model, features, fitting, validation, seed, budget, grid)
+        return logistic_choice(subset)
+    return head_choice(model, subset, budget, grid)
 
 
 def run_all(
@@ -334,7 +326,7 @@ def run_all(
             for model in models:
                 if (faces, seed, model) in finished:
                     continue
-                choice = choose(model, features, fitting, validation, seed, budget, grid)
+                choice = choose(model, Subset(features, fitting, validation, seed), budget, grid)
                 rows.append(
                     {
                         "size": faces,
