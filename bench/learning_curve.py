@@ -483,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="synthetic features, two small sizes, no writing")
     parser.add_argument("--write", action="store_true", help="write the section to docs/benchmarks.md")
     args = parser.parse_args(argv)
+    sizes: Sequence[int]
+    seeds: Sequence[int]
     if args.smoke:
         features, sizes, seeds, budget, grid = smoke_features(), (40, 0), (0, 1), SMOKE_BUDGET, REGULARISED_GRID[::3]
     elif args.trunk is None:
